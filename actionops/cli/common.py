@@ -1,0 +1,52 @@
+"""Options and helpers shared by every command group. Imports nothing heavy."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+ParamsOpt = Annotated[
+    Optional[Path],
+    typer.Option("--params", help="Parameters file (default: ./params.yaml if present, else built-in defaults)."),
+]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override one parameter, repeatable: --set section.key=value."),
+]
+AddressOpt = Annotated[
+    Optional[str],
+    typer.Option("--address", help="Ray cluster address (default: RAY_ADDRESS, else start a local Ray)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
+
+
+def load_cfg(params: Optional[Path], sets: Optional[list[str]], **cli_overrides: Any):
+    """Resolve the config: params file, then `--set`, then explicit CLI options (dotted keys)."""
+    from actionops.pipelines import load_config
+
+    cfg = load_config(params, sets or [])
+    given = {key: value for key, value in cli_overrides.items() if value is not None}
+    return cfg.with_overrides({k.replace("__", "."): v for k, v in given.items()}) if given else cfg
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def group(name: str, help_text: str, example: str) -> typer.Typer:
+    """A command group whose --help ends with an example."""
+    return typer.Typer(
+        name=name,
+        help=f"{help_text}\n\n\b\nExample:\n  {example}",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )

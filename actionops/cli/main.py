@@ -1,0 +1,89 @@
+"""`actionops`: the entry point. Adds the command groups and turns known errors into one line.
+
+Only typer and rich are imported at start-up; torch, ray and mlflow load inside commands, so
+`actionops --help` is instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from actionops import __version__
+from actionops.cli import data, demo, registry
+from actionops.cli.common import err_console
+from actionops.cli.planned import planned_groups
+
+app = typer.Typer(
+    name="actionops",
+    help=(
+        "Ray-distributed MLOps for spatio-temporal action recognition: cluster, classify, track, "
+        "version and promote action models from video and pose sequences.\n\n"
+        "\b\nExample:\n  actionops demo                       # synthetic scenes end to end\n"
+        "  actionops data synth data/or --kind or-scene --videos 6"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data.app, name="data")
+for sub in planned_groups():
+    app.add_typer(sub, name=sub.info.name)
+app.add_typer(registry.app, name="registry")
+app.command("demo", help=demo.HELP)(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"actionops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """Root options."""
+
+
+def main() -> None:
+    """Console-script entry: run the app; known errors become one line on stderr, exit 1."""
+    from actionops.errors import ActionopsError
+
+    debug = os.environ.get("ACTIONOPS_DEBUG") == "1"
+    try:
+        app()
+    except ActionopsError as exc:
+        if debug:
+            raise
+        _say(exc.message, exc.hint)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", highlight=False)
+        sys.exit(130)
+    except Exception as exc:  # unknown failure: still one line, traceback on request
+        if debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _say(f"unexpected {type(exc).__name__}: {first}", "rerun with ACTIONOPS_DEBUG=1 to see the traceback")
+        sys.exit(1)
+
+
+def _say(message: str, hint: str | None) -> None:
+    from rich.text import Text
+
+    line = Text.assemble(("error: ", "bold red"), message)
+    if hint:
+        line.append(f" (hint: {hint})", style="dim")
+    err_console.print(line, highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Command groups whose commands are not built yet. Their --help says what is coming and which
+issue builds it; invoking them exits with code 2 and says so, rather than pretending."""
+
+from __future__ import annotations
+
+import typer
+
+from actionops.cli.common import err_console
+
+PLANNED = {
+    "flow": ("Optical flow on Ray Data (Farneback, DIS), sharded and resumable.",
+             "actionops flow compute data/or --method dis --comp", 3),
+    "train": ("Training on Ray Train: autoencoders, clustering, classifiers.",
+              "actionops train autoencoder data/or --datatype flow --set train.epochs=5", 4),
+    "tune": ("Hyperparameter-search campaigns on Ray Tune.",
+             "actionops tune clustering data/or --samples 8 --scheduler asha", 6),
+    "predict": ("Predictions from a trained or registered model.",
+                "actionops predict clustering data/or --stage test --model models:/individual-clustering@champion", 4),
+    "pipeline": ("Run a whole method's stages in order, skipping up-to-date ones.",
+                 "actionops pipeline run individual-clustering data/or", 4),
+    "evaluate": ("Metrics, reports and plots against ground truth, logged to MLflow.",
+                 "actionops evaluate clustering data/or --stage test", 4),
+}
+
+
+def planned_groups() -> list[typer.Typer]:
+    """One Typer group per planned command family."""
+    groups = []
+    for name, (text, example, issue) in PLANNED.items():
+        sub = typer.Typer(
+            name=name,
+            help=f"{text}\n\nNot built yet (issue #{issue}); see README 'Status'.\n\n\b\nExample (planned):\n  {example}",
+            rich_markup_mode=None,
+            context_settings={"help_option_names": ["-h", "--help"]},
+        )
+        sub.callback(invoke_without_command=True)(_not_built(name, issue))
+        groups.append(sub)
+    return groups
+
+
+def _not_built(name: str, issue: int):
+    def callback(ctx: typer.Context) -> None:
+        if ctx.invoked_subcommand is None:
+            err_console.print(f"`actionops {name}` has no commands yet (issue #{issue}); see README 'Status'.")
+            raise typer.Exit(2)
+
+    callback.__doc__ = f"{name} commands (planned)."
+    return callback

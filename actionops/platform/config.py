@@ -1,0 +1,308 @@
+"""Typed configuration: `params.yaml` sections as frozen dataclasses, dotted overrides, flat dicts.
+
+`params.yaml` is the single source of parameters (DVC reads it, the CLI reads it, Tune overrides
+it with dotted keys such as `optim.lr`). Each top-level section maps to one frozen dataclass
+registered with `@config_section("name")`; platform sections live here, pipeline sections in
+`actionops/pipelines/<method>/config.py`. Loading validates every key and type: an unknown key or
+a wrong type raises `ConfigError` naming the key, the expected type and the closest known keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from actionops.errors import ConfigError
+
+SECTIONS: dict[str, type] = {}
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+
+def config_section(name: str):
+    """Class decorator: register a frozen dataclass as the schema of `params.yaml` section `name`."""
+
+    def register(cls: type) -> type:
+        if not (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen):
+            raise TypeError(f"config section {name!r} must be a frozen dataclass")
+        SECTIONS[name] = cls
+        return cls
+
+    return register
+
+
+# ----------------------------------------------------------------------------- platform sections
+@config_section("ray")
+@dataclass(frozen=True)
+class RayConfig:
+    """Where Ray runs. `address` None (and no RAY_ADDRESS) starts a local Ray on this machine."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    ship_code: bool = True  # send the actionops package to a remote cluster's workers
+
+
+@config_section("tracking")
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow. The store is MLFLOW_TRACKING_URI, else sqlite under `mlruns/` (see tracking.py)."""
+
+    experiment: str = "actionops"
+    model_format: Literal["pt2", "pickle"] = "pt2"
+
+
+@config_section("synth")
+@dataclass(frozen=True)
+class SynthConfig:
+    """Synthetic scene generator defaults (`actionops data synth`)."""
+
+    kind: Literal["or-scene", "clips"] = "or-scene"
+    videos: int = 6
+    frames: int = 80
+    width: int = 192
+    height: int = 144
+    fps: int = 10
+    min_people: int = 3
+    max_people: int = 6
+    noise: float = 4.0
+    test_fraction: float = 0.34
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------- the config object
+@dataclass(frozen=True)
+class Config:
+    """Every section of the resolved configuration; `cfg.ray`, `cfg.section("ray")`, `cfg.flat()`."""
+
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["sections"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def section(self, name: str) -> Any:
+        """The frozen dataclass of section `name`."""
+        if name not in self.sections:
+            raise ConfigError(f"unknown config section {name!r}", _suggest(name, self.sections))
+        return self.sections[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict (YAML-serialisable), e.g. for a `config.yaml` artifact."""
+        return {name: _plain(dataclasses.asdict(sec)) for name, sec in self.sections.items()}
+
+    def flat(self) -> dict[str, Any]:
+        """Flat `{"section.key": value}` dict, e.g. for MLflow params."""
+        out: dict[str, Any] = {}
+        _flatten(self.to_dict(), "", out)
+        return out
+
+    def with_overrides(self, overrides: Mapping[str, Any], *, origin: str = "override") -> Config:
+        """A new Config with dotted keys (`optim.lr`) replaced by already-parsed values."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            _set_dotted(data, key, value, origin=origin)
+        return dataclasses.replace(build_config(data, source=origin), source=self.source)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def load_config(
+    params: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> Config:
+    """Load `params` (default `./params.yaml` when it exists, else built-in defaults) and apply
+    `--set section.key=value` overrides (values parsed as YAML: `3`, `1e-4`, `true`, `[4,8]`)."""
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    path = Path(params) if params else Path(DEFAULT_PARAMS_FILE)
+    if params or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"params file {path} not found", "pass an existing file to --params")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections, got {type(loaded).__name__}")
+        data, source = loaded, str(path)
+    cfg = build_config(data, source=source)
+    if overrides:
+        cfg = cfg.with_overrides(dict(parse_override(item) for item in overrides), origin="--set")
+    return cfg
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`"optim.lr=1e-4"` -> `("optim.lr", 0.0001)`; the value is parsed as YAML."""
+    key, sep, raw = item.partition("=")
+    if not sep or "." not in key:
+        raise ConfigError(
+            f"--set {item!r} is not section.key=value", "example: --set clustering.n_clusters=6"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def build_config(data: Mapping[str, Any], *, source: str = "<dict>") -> Config:
+    """Validate a nested dict against the registered sections; missing keys take defaults."""
+    unknown = [name for name in data if name not in SECTIONS]
+    if unknown:
+        name = unknown[0]
+        raise ConfigError(f"{source}: unknown section {name!r}", _suggest(name, SECTIONS))
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = data.get(name) or {}
+        sections[name] = _build_dataclass(cls, values, prefix=name, source=source)
+    return Config(sections=sections, source=source)
+
+
+# ----------------------------------------------------------------------------- validation
+def _build_dataclass(cls: type, values: Any, *, prefix: str, source: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: {prefix} must be a mapping, got {_describe(values)}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            dotted = [f"{prefix}.{n}" for n in names]
+            raise ConfigError(
+                f"{source}: unknown key {prefix}.{key}", _suggest(f"{prefix}.{key}", dotted)
+            )
+        kwargs[key] = _coerce(value, hints[key], key=f"{prefix}.{key}", source=source)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, *, key: str, source: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value):
+            return value
+        return _build_dataclass(tp, value, prefix=key, source=source)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key=key, source=source)
+            except ConfigError:
+                continue
+        raise _type_error(key, tp, value, source)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(
+            f"{source}: {key} must be one of {', '.join(map(repr, args))}, got {value!r}",
+            _suggest(str(value), [str(a) for a in args]),
+        )
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _type_error(key, tp, value, source)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _type_error(key, tp, value, source)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _type_error(key, tp, value, source)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _type_error(key, tp, value, source)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(key, tp, value, source)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise _type_error(key, tp, value, source)
+            items = [_coerce(v, a, key=key, source=source) for v, a in zip(value, args)]
+        else:
+            item_tp = args[0] if args else Any
+            items = [_coerce(v, item_tp, key=key, source=source) for v in value]
+        return tuple(items)  # tuples keep the dataclass hashable and frozen
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise _type_error(key, tp, value, source)
+        val_tp = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(v, val_tp, key=f"{key}.{k}", source=source) for k, v in value.items()}
+    raise TypeError(f"config type {tp!r} of {key} is not supported")
+
+
+def _type_error(key: str, tp: Any, value: Any, source: str) -> ConfigError:
+    return ConfigError(f"{source}: {key} expects {_type_name(tp)}, got {_describe(value)}")
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin in (tuple, list):
+        return f"a list of {_type_name(args[0]) if args else 'values'}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) < 40 else text[:37] + '...'}"
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.75)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    return "known: " + ", ".join(known[:12]) + (" ..." if len(known) > 12 else "")
+
+
+def _set_dotted(data: dict, key: str, value: Any, *, origin: str) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin} {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _flatten(node: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            _flatten(value, dotted + ".", out)
+        else:
+            out[dotted] = value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,293 @@
+"""MLflow: the embedded store, runs with flattened params, models with signatures, the registry.
+
+Store: `MLFLOW_TRACKING_URI` when set (e.g. an MLflow server for a cluster), else the embedded
+`sqlite:///<ACTIONOPS_MLRUNS or ./mlruns>/mlflow.db` with artifacts under `<mlruns>/artifacts`.
+Experiments are created once, on the driver (`ensure_experiment`), before any worker or trial
+starts: concurrent creation races on SQLite. Registry promotion uses aliases (`candidate`,
+`champion`), not the deprecated stages.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from actionops.errors import ActionopsError
+
+CANDIDATE, CHAMPION = "candidate", "champion"
+_REQUIREMENTS = None
+
+
+def store_dir() -> Path:
+    """Folder of the embedded store (`./mlruns` unless ACTIONOPS_MLRUNS says otherwise)."""
+    return Path(os.environ.get("ACTIONOPS_MLRUNS", "mlruns")).resolve()
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking URI in effect (server, or the embedded SQLite store)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{store_dir() / 'mlflow.db'}"
+
+
+def configure() -> str:
+    """Point the `mlflow` module at our store (creating `mlruns/` when embedded); return the URI."""
+    import mlflow
+
+    _quiet_mlflow()
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def _artifact_root(uri: str) -> str | None:
+    if uri.startswith("sqlite:///"):
+        root = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+        root.mkdir(parents=True, exist_ok=True)
+        return root.as_uri()
+    return None  # a server decides where artifacts go
+
+
+def ensure_experiment(name: str) -> str:
+    """Create the experiment if needed and return its id. Call on the driver only."""
+    import mlflow
+
+    uri = configure()
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=_artifact_root(uri))
+    except Exception:  # another driver created it between our lookup and create
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def git_sha(path: str | Path = ".") -> str | None:
+    """Commit of the code that runs, or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@contextmanager
+def start_run(
+    experiment: str,
+    *,
+    run_name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    dataset_version: str | None = None,
+    parent_run_id: str | None = None,
+    config_yaml: str | None = None,
+) -> Iterator[Any]:
+    """An MLflow run with flattened params and the standard tags (git SHA, dataset version).
+
+    `params` is a flat dict (`Config.flat()`); `config_yaml`, when given, is logged as the
+    `config.yaml` artifact. A child run of a campaign passes `parent_run_id`.
+    """
+    import mlflow
+
+    experiment_id = ensure_experiment(experiment)
+    all_tags = {"actionops.version": _version()}
+    sha = git_sha()
+    if sha:
+        all_tags["mlflow.source.git.commit"] = sha
+    if dataset_version:
+        all_tags["actionops.dataset_version"] = dataset_version
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    all_tags.update(tags or {})
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, tags=all_tags, nested=bool(parent_run_id)
+    ) as run:
+        if params:
+            log_params(params)
+        if config_yaml is not None:
+            mlflow.log_text(config_yaml, "config.yaml")
+        yield run
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log a flat dict of params in batches (values stringified, None as 'null')."""
+    import mlflow
+
+    items = [(k, "null" if v is None else str(v)[:6000]) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        mlflow.log_params(dict(items[start : start + 100]))
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log numeric metrics (non-numbers are skipped)."""
+    import mlflow
+
+    clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    if clean:
+        mlflow.log_metrics(clean, step=step)
+
+
+def log_figure(figure: Any, artifact_file: str) -> None:
+    """Log a matplotlib figure as a PNG artifact and close it."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    mlflow.log_figure(figure, artifact_file)
+    plt.close(figure)
+
+
+def _pip_requirements() -> list[str]:
+    global _REQUIREMENTS
+    if _REQUIREMENTS is None:
+        from importlib.metadata import version
+
+        _REQUIREMENTS = [f"{pkg}=={version(pkg)}" for pkg in ("torch", "numpy", "mlflow")]
+    return _REQUIREMENTS
+
+
+def log_torch_model(
+    model: Any,
+    input_example: Any,
+    *,
+    name: str = "model",
+    model_format: str = "pt2",
+    registered_name: str | None = None,
+    alias: str | None = CANDIDATE,
+    version_tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Log a PyTorch model with a signature inferred from a numpy `input_example`.
+
+    `model_format` "pt2" (torch.export, MLflow 3's default) needs a batch >= 2 example so the
+    batch dimension stays dynamic; "pickle" pickles the module. With `registered_name` the model
+    is registered and `alias` set on the new version. Returns uri, model_id, version.
+    """
+    import mlflow
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    example = np.asarray(input_example)
+    if model_format == "pt2" and example.shape[0] < 2:
+        example = np.concatenate([example, example], axis=0)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        output = model(torch.from_numpy(example)).detach().cpu().numpy()
+    model.train(was_training)
+    info = mlflow.pytorch.log_model(
+        model,
+        name=name,
+        input_example=example,
+        signature=infer_signature(example, output),
+        pip_requirements=_pip_requirements(),
+        serialization_format=model_format,
+    )
+    result: dict[str, Any] = {"uri": info.model_uri, "model_id": info.model_id, "version": None}
+    if registered_name:
+        result["version"] = register_model(
+            info.model_uri, registered_name, alias=alias, tags=version_tags
+        )
+    return result
+
+
+def register_model(
+    model_uri: str,
+    name: str,
+    *,
+    alias: str | None = CANDIDATE,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """Register `model_uri` under `name`, tag the version, set `alias` on it; return the version."""
+    import mlflow
+
+    configure()
+    version = mlflow.register_model(model_uri, name).version
+    client = mlflow.MlflowClient()
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, str(value))
+    if alias:
+        client.set_registered_model_alias(name, alias, version)
+    return str(version)
+
+
+def set_alias(name: str, alias: str, version: str | int) -> None:
+    """Point `name@alias` at `version` (moving it if it pointed elsewhere)."""
+    import mlflow
+
+    configure()
+    mlflow.MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def version_by_alias(name: str, alias: str) -> Any | None:
+    """The ModelVersion behind `name@alias`, or None when the alias is not set."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    configure()
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_model(model_uri: str) -> Any:
+    """Load a PyTorch model from `models:/NAME@ALIAS`, `models:/NAME/VERSION` or `runs:/...`."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    configure()
+    try:
+        return mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    except MlflowException as exc:
+        raise ActionopsError(
+            f"cannot load model {model_uri}: {str(exc).splitlines()[0]}",
+            "list registered models with `actionops registry list`",
+        ) from None
+
+
+def list_registered_models() -> list[dict[str, Any]]:
+    """Name, latest version, aliases and description of every registered model."""
+    import mlflow
+
+    configure()
+    client = mlflow.MlflowClient()
+    rows = []
+    for model in client.search_registered_models():
+        versions = [int(v.version) for v in client.search_model_versions(f"name='{model.name}'")]
+        rows.append(
+            {
+                "name": model.name,
+                "latest_version": max(versions) if versions else None,
+                "versions": len(versions),
+                "aliases": {alias: str(v) for alias, v in (model.aliases or {}).items()},
+            }
+        )
+    return rows
+
+
+def _version() -> str:
+    from actionops import __version__
+
+    return __version__
+
+
+def _quiet_mlflow() -> None:
+    import logging
+
+    # Alembic's migration INFO lines on first use of a SQLite store are noise to a user.
+    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+
+from actionops.errors import ConfigError
+from actionops.pipelines import load_config
+from actionops.platform.config import parse_override
+
+
+def test_defaults_without_params_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config()
+    assert cfg.source == "<defaults>"
+    assert cfg.synth.videos == 6 and cfg.ray.address is None
+
+
+def test_repo_params_yaml_is_valid():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert cfg.tracking.model_format in ("pt2", "pickle")
+
+
+def test_unknown_key_names_key_and_close_match(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("synth:\n  vidoes: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(params)
+    text = str(err.value)
+    assert "synth.vidoes" in text and "synth.videos" in text
+    assert "\n" not in text
+
+
+def test_unknown_section_suggests(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("synthh:\n  videos: 3\n")
+    with pytest.raises(ConfigError, match="did you mean synth"):
+        load_config(params)
+
+
+def test_wrong_type_names_expected_type(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("synth:\n  videos: many\n")
+    with pytest.raises(ConfigError, match=r"synth\.videos expects int, got str 'many'"):
+        load_config(params)
+
+
+def test_bool_is_not_int_and_int_is_float(tmp_path):
+    with pytest.raises(ConfigError, match="synth.videos"):
+        load_config(None, ["synth.videos=true"])
+    cfg = load_config(None, ["synth.noise=3"])
+    assert cfg.synth.noise == 3.0 and isinstance(cfg.synth.noise, float)
+
+
+def test_literal_choices(tmp_path):
+    with pytest.raises(ConfigError, match="or-scene"):
+        load_config(None, ["synth.kind=clip"])
+
+
+def test_dotted_overrides_apply_in_order(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("synth:\n  videos: 3\n  seed: 1\n")
+    cfg = load_config(params, ["synth.videos=9", "ray.num_cpus=2"])
+    assert (cfg.synth.videos, cfg.synth.seed, cfg.ray.num_cpus) == (9, 1, 2)
+    assert cfg.with_overrides({"synth.seed": 5}).synth.seed == 5
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("videos")
+
+
+def test_flat_dict_for_mlflow():
+    cfg = load_config(None, ["synth.seed=3"])
+    flat = cfg.flat()
+    assert flat["synth.seed"] == 3 and flat["ray.address"] is None
+    assert all("." in key for key in flat)
+
+
+def test_config_is_frozen():
+    cfg = load_config(None)
+    with pytest.raises(Exception):
+        cfg.synth.videos = 3  # type: ignore[misc]
+
+
+def test_missing_params_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("no/such/params.yaml")
