@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from actionops.cli.common import JsonOpt, ParamsOpt, SetOpt, console, group, load_cfg, print_json
+from actionops.cli.common import AddressOpt, JsonOpt, ParamsOpt, SetOpt, console, group, load_cfg, print_json
 
 app = group(
     "data",
-    "Datasets: generate synthetic scenes with ground truth.",
-    "actionops data synth data/or --kind or-scene --videos 6 --seed 0",
+    "Datasets: generate synthetic scenes, index and check videos.",
+    "actionops data synth data/or --kind or-scene --videos 6 --seed 0\n  actionops data index data/or",
 )
 
 
@@ -45,3 +45,80 @@ def synth(
     summary = synthesize(cfg.synth, out, console=None if json_out else console)
     if json_out:
         print_json(summary)
+
+
+LayoutOpt = Annotated[str, typer.Option("--layout", help="auto, or (operating room), csv, class-folders or flat.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit with code 1 when any video is rejected.")]
+
+
+@app.command("index")
+def index(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    layout: LayoutOpt = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Manifest path (default DATASET/manifest.parquet).")] = None,
+    strict: StrictOpt = False,
+    address: AddressOpt = None,
+    params: ParamsOpt = None,
+    set_: SetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find and probe every video of a dataset on Ray Data; write the manifest and rejected.csv.
+
+    Probes frames, fps, size, codec and duration of each video (decoding it fully, so truncated
+    files are caught) and checks pose/annotation files. Bad files land in rejected.csv with a
+    reason; the others are indexed.
+
+    \b
+    Example:
+      actionops data index data/or
+      actionops data index ../shared/data/weizmann4 --layout class-folders --out w4.parquet
+    """
+    from actionops.platform.cluster import ray_session
+    from actionops.platform.data import index_dataset
+    from actionops.platform.progress import progress_bar
+
+    cfg = load_cfg(params, set_, ray__address=address)
+    quiet = None if json_out else console
+    with ray_session(cfg.ray), progress_bar(quiet, "probing videos", 0) as update:
+        result = index_dataset(dataset, layout=layout, out=out, progress=lambda d, t: update(d, total=t))
+    summary = index_summary(result)
+    if json_out:
+        print_json(summary)
+    else:
+        show_index(summary, result)
+    if result.rejected and strict:
+        raise typer.Exit(1)
+
+
+def index_summary(result) -> dict:
+    m = result.manifest
+    splits = {str(k): int(v) for k, v in m["split"].value_counts().sort_index().items()} if len(m) else {}
+    labels = sorted({str(v) for v in m["label"].dropna()}) if len(m) else []
+    return {"layout": result.layout, "videos": int(len(m)), "rejected": len(result.rejected),
+            "splits": splits, "labels": labels, "frames": int(m["frames"].sum()) if len(m) else 0,
+            "hours": float(m["duration"].sum() / 3600) if len(m) else 0.0,
+            "sizes": sorted({f"{w}x{h}" for w, h in zip(m["width"], m["height"])}) if len(m) else [],
+            "manifest": str(result.manifest_path), "rejected_csv": str(result.rejected_path),
+            "rejected_rows": [{"path": r.path, "reason": r.reason} for r in result.rejected]}
+
+
+def show_index(summary: dict, result) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{summary['videos']} videos indexed ({summary['layout']} layout)")
+    table.add_column("")
+    table.add_column("value")
+    for key in ("splits", "labels", "frames", "hours", "sizes", "manifest"):
+        value = summary[key]
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(value[:12]) + (" ..." if len(value) > 12 else "")
+        elif isinstance(value, float):
+            value = f"{value:.3f}"
+        table.add_row(key, str(value))
+    console.print(table)
+    if result.rejected:
+        console.print(f"[yellow]warning:[/] {len(result.rejected)} rejected (see {result.rejected_path}):")
+        for row in result.rejected[:10]:
+            console.print(f"  [yellow]-[/] {row.reason}", highlight=False, markup=False)

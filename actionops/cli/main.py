@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from actionops import __version__
-from actionops.cli import data, demo, registry
+from actionops.cli import data, demo, flow, registry
 from actionops.cli.common import err_console
 from actionops.cli.planned import planned_groups
 
@@ -31,6 +31,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data.app, name="data")
+app.add_typer(flow.app, name="flow")
 for sub in planned_groups():
     app.add_typer(sub, name=sub.info.name)
 app.add_typer(registry.app, name="registry")

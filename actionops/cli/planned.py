@@ -8,8 +8,6 @@ import typer
 from actionops.cli.common import err_console
 
 PLANNED = {
-    "flow": ("Optical flow on Ray Data (Farneback, DIS), sharded and resumable.",
-             "actionops flow compute data/or --method dis --comp", 3),
     "train": ("Training on Ray Train: autoencoders, clustering, classifiers.",
               "actionops train autoencoder data/or --datatype flow --set train.epochs=5", 4),
     "tune": ("Hyperparameter-search campaigns on Ray Tune.",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from actionops.platform.config import Config, SynthConfig
+from actionops.platform.progress import progress_bar
 
 DEMO_EXPERIMENT = "actionops-demo"
 
@@ -35,35 +36,13 @@ def synthesize(synth: SynthConfig, out: str | Path, console: Any = None) -> dict
     else:
         make = generator.generate_clips
         kwargs = {k: kwargs[k] for k in ("videos", "frames", "width", "height", "fps", "noise", "seed")}
-    with _progress(console, f"synth {synth.kind}", synth.videos) as advance:
+    with progress_bar(console, f"synth {synth.kind}", synth.videos) as advance:
         summary = make(out, progress=advance, **kwargs)
     summary["config"] = wanted
     stamp.write_text(json.dumps(summary, separators=(",", ":")))
     if console:
         console.print(f"[green]wrote[/] {synth.videos} videos to {out}")
     return summary
-
-
-class _progress:
-    """A rich progress bar when a console is given, a no-op otherwise."""
-
-    def __init__(self, console: Any, label: str, total: int) -> None:
-        self.console, self.label, self.total, self.bar = console, label, total, None
-
-    def __enter__(self):
-        if self.console is None:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(), console=self.console)
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda done, total: self.bar.update(task, completed=done)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def run_demo(cfg: Config, data_dir: str | Path, console: Any) -> dict:

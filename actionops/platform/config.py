@@ -77,6 +77,18 @@ class SynthConfig:
     seed: int = 0
 
 
+@config_section("flow")
+@dataclass(frozen=True)
+class FlowConfig:
+    """Optical flow (`actionops flow compute`)."""
+
+    method: Literal["farneback", "dis"] = "farneback"
+    dis_preset: Literal["ultrafast", "fast", "medium"] = "fast"
+    comp: bool = False  # store float16 instead of float32
+    size: str | None = None  # "WxH" to resize before flow; null keeps the video's size
+    chunk_frames: int = 300  # frames per work item (long videos are split)
+
+
 # ----------------------------------------------------------------------------- the config object
 @dataclass(frozen=True)
 class Config:

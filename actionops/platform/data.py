@@ -1,35 +1,382 @@
-"""Ray Data datasets over videos. Work is split per file; one bad file never fails a block."""
+"""Ray Data jobs over videos: index (probe), optical flow, clip and person-window datasets.
+
+Every job is split per file (or per frame range) and catches a bad file inside its UDF, so one
+corrupt video never fails a block of good ones: its row carries an `error` instead.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from actionops.errors import DataError
+from actionops.platform.layout import Rejected, VideoEntry, list_entries, load_pose
+
+MANIFEST_NAME = "manifest.parquet"
+REJECTED_NAME = "rejected.csv"
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
+def _from_items(items: list[dict], max_blocks: int = 400):
+    import ray
+
+    return ray.data.from_items(items, override_num_blocks=max(1, min(len(items), max_blocks)))
+
+
+# ----------------------------------------------------------------------------- probing / index
 def _probe_row(row: dict[str, Any]) -> dict[str, Any]:
     from actionops.platform.video import probe_video
 
+    out = {"path": row["path"], "frames": 0, "fps": 0.0, "width": 0, "height": 0, "codec": "",
+           "duration": 0.0, "people": 0, "error": None}
     try:
-        return {**probe_video(row["path"]), "error": None}
-    except DataError as exc:  # caught per file so the rest of the block goes on
-        return {"path": row["path"], "frames": 0, "fps": 0.0, "width": 0, "height": 0,
-                "codec": "", "duration": 0.0, "error": exc.message}
+        out.update(probe_video(row["path"]))
+        if row.get("pose_path"):
+            records = load_pose(row["pose_path"], width=out["width"], height=out["height"])
+            late = [r for r in records if r["frame"] >= out["frames"]]
+            if late:
+                raise DataError(f"{row['pose_path']}: {len(late)} boxes refer to frames past the "
+                                f"video's {out['frames']} frames (first: frame index {late[0]['frame']})")
+            if not records:
+                raise DataError(f"{row['pose_path']} lists no people", "the video has nobody to cluster")
+            out["people"] = len({r["id"] for r in records})
+        if row.get("annotation_path"):
+            _check_annotation(row["annotation_path"])
+    except DataError as exc:  # per file: the rest of the block goes on
+        out["error"] = exc.message + (f" ({exc.hint})" if exc.hint else "")
+    except Exception as exc:  # an unreadable file surfaces as OSError, PermissionError, ...
+        out["error"] = f"{row['path']}: {type(exc).__name__}: {exc}"
+    return out
+
+
+def _check_annotation(path: str) -> None:
+    try:
+        records = json.loads(Path(path).read_text())
+        for rec in records:
+            rec["frame"], rec["id"], rec["label"]  # noqa: B018 - presence check
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is malformed ({type(exc).__name__}: {exc})",
+                        'expected [{"frame", "id", "label"}, ...]') from None
 
 
 def probe_videos(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Probe every video in parallel on the current Ray session (one task per file).
+    """Probe every video in parallel on the current Ray session; rows keep input order."""
+    return _run_probe([{"path": str(p)} for p in paths])
 
-    Rows carry `error` (None when fine) instead of raising, in input order.
-    """
-    import ray
 
-    items = [{"path": str(p)} for p in paths]
+def _run_probe(items: list[dict], progress: Callable[[int, int], None] | None = None) -> list[dict]:
     if not items:
         return []
-    ds = ray.data.from_items(items, override_num_blocks=min(len(items), 200))
-    rows = ds.map(_probe_row).take_all()
+    rows = []
+    for row in _from_items(items).map(_probe_row).iter_rows():
+        rows.append(row)
+        if progress:
+            progress(len(rows), len(items))
     order = {item["path"]: i for i, item in enumerate(items)}
     return sorted(rows, key=lambda row: order[row["path"]])
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    layout: str
+    manifest: Any  # pandas.DataFrame, one row per accepted video
+    rejected: list[Rejected]
+    manifest_path: Path
+    rejected_path: Path
+
+
+def index_dataset(root: str | Path, *, layout: str = "auto", out: str | Path | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> IndexResult:
+    """Find and probe every video of `root`; write the manifest (parquet) and rejected.csv.
+
+    Needs a Ray session. Rejected rows (path, reason) cover unsafe CSV paths, missing files,
+    undecodable videos and bad pose/annotation files; they never stop the others.
+    """
+    import pandas as pd
+
+    root = Path(root).resolve()
+    layout, entries, rejected = list_entries(root, layout)
+    items = [_entry_item(e) for e in entries]
+    probed = _run_probe(items, progress)
+    rows = []
+    for entry, item, info in zip(entries, items, probed):
+        if info["error"]:
+            rejected.append(Rejected(entry.path, info["error"]))
+            continue
+        rows.append({**item, **{k: v for k, v in info.items() if k != "error"}, **entry.extra})
+    manifest = pd.DataFrame(rows, columns=_manifest_columns(rows))
+    manifest_path = Path(out) if out else root / MANIFEST_NAME
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest.attrs = {}
+    manifest.to_parquet(manifest_path, index=False)
+    rejected_path = manifest_path.with_name(REJECTED_NAME)
+    pd.DataFrame([asdict(r) for r in rejected], columns=["path", "reason"]).to_csv(rejected_path, index=False)
+    (manifest_path.with_suffix(".json")).write_text(json.dumps({"layout": layout, "root": str(root)}))
+    return IndexResult(layout, manifest, rejected, manifest_path, rejected_path)
+
+
+def _entry_item(entry: VideoEntry) -> dict[str, Any]:
+    item = asdict(entry)
+    item.pop("extra")
+    return item
+
+
+def _manifest_columns(rows: list[dict]) -> list[str]:
+    base = ["video_id", "path", "split", "label", "frames", "fps", "width", "height", "codec",
+            "duration", "people", "pose_path", "coor_path", "annotation_path", "flow_path"]
+    extra = sorted({k for row in rows for k in row} - set(base))
+    return base + extra
+
+
+def load_manifest(root: str | Path, manifest: str | Path | None = None) -> tuple[str, list[dict]]:
+    """Layout and rows of a manifest written by `index_dataset`."""
+    import pandas as pd
+
+    path = Path(manifest) if manifest else Path(root).resolve() / MANIFEST_NAME
+    if not path.is_file():
+        raise DataError(f"no manifest at {path}", f"run `actionops data index {root}` first")
+    meta = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").is_file() else {}
+    frame = pd.read_parquet(path)
+    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in frame.to_dict("records")]
+    return meta.get("layout", "unknown"), rows
+
+
+# ----------------------------------------------------------------------------- optical flow
+@dataclass(frozen=True)
+class FlowReport:
+    videos: int
+    skipped: int
+    frames: int
+    seconds: float
+    failed: list[Rejected]
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def _flow_chunk_row(row: dict[str, Any]) -> dict[str, Any]:
+    from actionops.platform.flow import FlowSpec, compute_chunk
+
+    start = time.perf_counter()
+    try:
+        spec = FlowSpec.from_dict(row["spec"])
+        result = compute_chunk(row["path"], row["flow_path"], row["start"], row["end"], spec)
+        error = None
+    except Exception as exc:  # per chunk: report it, the other videos go on
+        result, error = {"frames": 0, "computed": False}, f"{type(exc).__name__}: {exc}"
+    return {"video_id": row["video_id"], "start": row["start"], "end": row["end"], "error": error,
+            "seconds": time.perf_counter() - start, **result}
+
+
+def compute_flow(
+    rows: Sequence[dict],
+    *,
+    method: str = "farneback",
+    size: tuple[int, int] | None = None,
+    comp: bool = False,
+    chunk_frames: int = 300,
+    dis_preset: str = "fast",
+    resume: bool = True,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> FlowReport:
+    """Optical flow for every manifest row, written to its `flow_path`, on Ray Data.
+
+    Work items are frame ranges of at most `chunk_frames` (one overlapping frame), so a single
+    long video still uses every core. With `resume`, finished videos and finished chunks are
+    skipped; without it everything is recomputed. `progress(videos_done, frames_done, videos)`.
+    """
+    from actionops.platform import flow as flowlib
+
+    spec = flowlib.FlowSpec(method=method, dis_preset=dis_preset, size=tuple(size) if size else None,
+                            dtype="float16" if comp else "float32")
+    items, plans, skipped = [], {}, 0
+    for row in rows:
+        done = resume and flowlib.is_complete(row["flow_path"], row["frames"], spec)
+        # a finished video keeps no parts; a fresh run (no resume) reuses none
+        flowlib.remove_leftovers(row["flow_path"], keep=spec if resume and not done else None)
+        if done:
+            skipped += 1
+            continue
+        chunks = flowlib.plan_chunks(int(row["frames"]), chunk_frames)
+        plans[row["video_id"]] = (row, chunks)
+        items += [{"video_id": row["video_id"], "path": row["path"], "flow_path": row["flow_path"],
+                   "start": s, "end": e, "spec": asdict(spec)} for s, e in chunks]
+    start = time.perf_counter()
+    remaining = {vid: len(chunks) for vid, (_, chunks) in plans.items()}
+    failed: dict[str, str] = {}
+    frames_done = videos_done = 0
+    if items:
+        results = _from_items(items, max_blocks=len(items)).map(_flow_chunk_row, num_cpus=1)
+        for result in results.iter_rows():
+            vid = result["video_id"]
+            if result["error"]:
+                failed.setdefault(vid, result["error"])
+            frames_done += result["frames"]  # computed now (reused parts count 0)
+            remaining[vid] -= 1
+            if remaining[vid] == 0:
+                row, chunks = plans[vid]
+                if vid not in failed:
+                    flowlib.assemble(row["flow_path"], chunks, spec)
+                videos_done += 1
+            if progress:
+                progress(videos_done, frames_done, len(plans))
+    seconds = time.perf_counter() - start
+    bad = [Rejected(plans[vid][0]["path"], reason) for vid, reason in failed.items()]
+    return FlowReport(videos=len(plans) - len(bad), skipped=skipped, frames=frames_done, seconds=seconds, failed=bad)
+
+
+# ----------------------------------------------------------------------------- clip datasets
+def sample_indices(num_video_frames: int, num_frames: int, sampling: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """`num_frames` frame indices spread over the whole video.
+
+    uniform: centres of `num_frames` equal segments; random: one random frame per segment.
+    Videos shorter than `num_frames` repeat their last frame (the caller counts the padding).
+    """
+    if num_video_frames <= 0:
+        raise ValueError("video has no frames")
+    if num_video_frames < num_frames:
+        return np.minimum(np.arange(num_frames), num_video_frames - 1)
+    edges = np.linspace(0, num_video_frames, num_frames + 1)
+    if sampling == "random":
+        rng = rng or np.random.default_rng()
+        picks = [rng.integers(int(a), max(int(a) + 1, int(b))) for a, b in zip(edges[:-1], edges[1:])]
+        return np.asarray(picks)
+    return ((edges[:-1] + edges[1:]) / 2).astype(int).clip(0, num_video_frames - 1)
+
+
+def normalize_frames(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 RGB -> (T, 3, H, W) float32, ImageNet mean/std."""
+    x = frames.astype(np.float32) / 255.0
+    x = (x - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def decode_clip(path: str, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Frames at `indices` (sorted or not, repeats allowed) of a video, resized: (T, H, W, 3) uint8."""
+    from actionops.platform.video import decode_range
+
+    wanted = sorted(set(int(i) for i in indices))
+    got = dict(decode_range(path, wanted[0], wanted[-1] + 1, size=size))
+    if not got:
+        raise DataError(f"{path} decodes to no frames in [{wanted[0]}, {wanted[-1]}]")
+    last = got[max(got)]
+    return np.stack([got.get(int(i), last) for i in indices])
+
+
+def clip_dataset(
+    rows: Sequence[dict],
+    *,
+    num_frames: int = 16,
+    size: tuple[int, int] = (112, 112),
+    sampling: str = "uniform",
+    clips_per_video: int = 1,
+    label_names: Sequence[str] | None = None,
+    seed: int = 0,
+):
+    """A Ray Dataset of clips: {"clip": (T, 3, H, W) float32 normalised, "label": int (-1 when
+    unlabelled), "video_id", "padded": bool}. `size` is (W, H). Feed it to Ray Train with
+    `datasets={"train": ds}` and read it with `ray.train.get_dataset_shard("train")`."""
+    labels = list(label_names) if label_names is not None else sorted({r["label"] for r in rows if r.get("label")})
+    items = [{"video_id": r["video_id"], "path": r["path"], "frames": int(r["frames"]),
+              "label": labels.index(r["label"]) if r.get("label") in labels else -1, "k": k}
+             for r in rows for k in range(clips_per_video)]
+
+    def make_clip(item: dict) -> dict:
+        rng = np.random.default_rng([seed, item["k"], zlib.crc32(item["video_id"].encode())])
+        indices = sample_indices(item["frames"], num_frames, sampling, rng)
+        frames = decode_clip(item["path"], indices, size)
+        return {"clip": normalize_frames(frames), "label": item["label"], "video_id": item["video_id"],
+                "padded": item["frames"] < num_frames}
+
+    return _from_items(items).map(make_clip)
+
+
+def person_window_dataset(
+    rows: Sequence[dict],
+    *,
+    window: int = 20,
+    stride: int | None = None,
+    size: tuple[int, int] | None = None,
+    with_frames: bool = True,
+):
+    """A Ray Dataset with one row per (video, window) of the operating-room layout.
+
+    Row: video_id, start (0-based first frame), ids [P] and labels [P] (majority annotation label,
+    "" when the video has none), boxes (P, 4) float32 in video pixels (each person's median box
+    over the window), scale (sx, sy) from video pixels to the output frame size, and with
+    `with_frames` the window's frames (T, 3, H, W) float32 normalised. `size` is (W, H), default
+    the video's. Each video is decoded once, front to back; windows with nobody are skipped.
+    """
+    stride = stride or window
+    for r in rows:
+        if not r.get("pose_path"):
+            raise DataError(f"{r['video_id']} has no pose.json", "person windows need the operating-room layout")
+    items = [{"video_id": r["video_id"], "path": r["path"], "pose_path": r["pose_path"],
+              "annotation_path": r.get("annotation_path") or "", "frames": int(r["frames"]),
+              "width": int(r["width"]), "height": int(r["height"])} for r in rows]
+
+    def make_windows(item: dict):
+        from actionops.platform.video import decode_range
+
+        tracks = PersonTracks(item["pose_path"], item["annotation_path"] or None, item["width"], item["height"])
+        out_w, out_h = size or (item["width"], item["height"])
+        scale = np.array([out_w / item["width"], out_h / item["height"]], np.float32)
+        starts = list(range(0, max(1, item["frames"] - window + 1), stride))
+        frames = decode_range(item["path"], 0, starts[-1] + window, size=(out_w, out_h)) if with_frames else None
+        buffer: list[np.ndarray] = []
+        first = 0  # index of buffer[0]
+        for start in starts:
+            people = tracks.window(start, window)
+            if with_frames:
+                while first + len(buffer) < start + window:
+                    buffer.append(next(frames)[1])
+                drop = start - first
+                buffer, first = buffer[drop:], start
+            if not people["ids"]:
+                continue
+            row = {"video_id": item["video_id"], "start": start, "ids": people["ids"],
+                   "labels": people["labels"], "boxes": np.asarray(people["boxes"], np.float32), "scale": scale}
+            if with_frames:
+                row["frames"] = normalize_frames(np.stack(buffer[:window]))
+            yield row
+
+    return _from_items(items).flat_map(make_windows)
+
+
+class PersonTracks:
+    """A video's person boxes and (optional) labels, loaded once, queried per window."""
+
+    def __init__(self, pose_path: str, annotation_path: str | None, width: int, height: int) -> None:
+        self.by_frame: dict[int, list[dict]] = {}
+        for rec in load_pose(pose_path, width=width, height=height):
+            self.by_frame.setdefault(rec["frame"], []).append(rec)
+        self.labels: dict[tuple[int, int], str] = {}
+        if annotation_path:
+            for rec in json.loads(Path(annotation_path).read_text()):
+                self.labels[(int(rec["frame"]) - 1, int(rec["id"]))] = str(rec["label"])
+
+    def window(self, start: int, length: int) -> dict[str, list]:
+        """Per person seen in frames [start, start+length): id, median box, majority label."""
+        by_id: dict[int, list[dict]] = {}
+        for frame in range(start, start + length):
+            for rec in self.by_frame.get(frame, ()):
+                by_id.setdefault(rec["id"], []).append(rec)
+        ids, boxes, majority = [], [], []
+        for pid in sorted(by_id):
+            recs = by_id[pid]
+            ids.append(pid)
+            boxes.append(np.median(np.asarray([r["bbox"] for r in recs]), axis=0).tolist())
+            votes = [self.labels[(r["frame"], pid)] for r in recs if (r["frame"], pid) in self.labels]
+            majority.append(max(sorted(set(votes)), key=votes.count) if votes else "")
+        return {"ids": ids, "boxes": boxes, "labels": majority}

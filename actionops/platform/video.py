@@ -91,6 +91,7 @@ def probe_video(path: str | Path) -> dict:
             if not container.streams.video:
                 raise DataError(f"{path} has no video stream")
             stream = container.streams.video[0]
+            declared = stream.frames
             frames = sum(1 for _ in container.decode(stream))
             rate = stream.average_rate or stream.base_rate
             info = {
@@ -102,8 +103,94 @@ def probe_video(path: str | Path) -> dict:
                 "codec": stream.codec_context.name,
             }
     except av.error.FFmpegError as exc:
-        raise DataError(f"{path} is not a readable video: {exc}") from None
+        raise DataError(f"{path} is not a readable video ({exc.strerror or exc})",
+                        "the file is truncated, corrupt or not a video: re-export or re-download it") from None
     if frames == 0:
-        raise DataError(f"{path} contains no decodable frames")
+        raise DataError(f"{path} contains no decodable frames", "the file is truncated or corrupt")
+    if declared and frames < declared:
+        raise DataError(f"{path} is truncated: decoded {frames} of {declared} frames",
+                        "re-export or re-download the video")
     info["duration"] = frames / info["fps"] if info["fps"] else 0.0
     return info
+
+
+def decode_range(
+    path: str | Path,
+    start: int = 0,
+    end: int | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    gray: bool = False,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield `(index, frame)` for frames `start <= index < end` (0-based, decode order).
+
+    Seeks to the keyframe before `start` so a chunk of a long video costs about its own length;
+    falls back to decoding from frame 0 when the container's timestamps cannot be trusted.
+    `size` (W, H) resizes with area interpolation; `gray` gives (H, W) uint8 instead of RGB.
+    """
+    import av
+
+    fmt = "gray" if gray else "rgb24"
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        index_of = _pts_indexer(stream) if start > 0 else None
+        if index_of is None:
+            frames = enumerate(container.decode(stream))
+        else:
+            target = int(start / float(stream.average_rate) / stream.time_base) + (stream.start_time or 0)
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            frames = _indexed(container.decode(stream), index_of)
+            first = next(frames, (None, None))
+            if first[0] is None or first[0] > start:  # overshot, or no timestamps: start over
+                rest = decode_range(path, 0, end, size=size, gray=gray)
+                yield from ((i, f) for i, f in rest if i >= start)
+                return
+            frames = _chain_first(first, frames)
+        for index, frame in frames:
+            if end is not None and index >= end:
+                break
+            if index >= start:
+                yield index, _to_image(frame, fmt, size)
+
+
+def _indexed(frames, index_of):
+    """(index, frame) from timestamps; a frame without pts takes the previous index + 1."""
+    last = None
+    for frame in frames:
+        index = index_of(frame)
+        if index is None:
+            if last is None:
+                yield None, frame
+                return
+            index = last + 1
+        last = index
+        yield index, frame
+
+
+def _chain_first(first, rest):
+    yield first
+    yield from rest
+
+
+def _to_image(frame, fmt: str, size: tuple[int, int] | None) -> np.ndarray:
+    import cv2
+
+    image = frame.to_ndarray(format=fmt)
+    if size is not None and (image.shape[1], image.shape[0]) != tuple(size):
+        image = cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _pts_indexer(stream):
+    """frame -> 0-based index from its pts, for constant-rate streams; None when unusable."""
+    rate, base = stream.average_rate, stream.time_base
+    if not rate or not base:
+        return None
+    origin = stream.start_time or 0
+
+    def index_of(frame) -> int | None:
+        if frame.pts is None:
+            return None
+        return int(round(float((frame.pts - origin) * base * rate)))
+
+    return index_of
