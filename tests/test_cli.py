@@ -61,7 +61,7 @@ def test_debug_env_shows_traceback(tmp_path):
 
 
 def test_planned_group_says_not_built():
-    result = _cli("train")
+    result = _cli("tune")
     assert result.returncode == 2 and "no commands yet" in result.stderr and "Traceback" not in result.stderr
 
 

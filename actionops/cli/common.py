@@ -50,3 +50,38 @@ def group(name: str, help_text: str, example: str) -> typer.Typer:
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+
+
+OutOpt = Annotated[
+    Optional[Path],
+    typer.Option("--out", help="Output folder (default outputs/<pipeline>/<dataset name>)."),
+]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run from its checkpoint.")]
+
+
+def stage_context(dataset: Path, out: Optional[Path], params, sets, address, resume: bool = False, **overrides):
+    """Config + Context for an individual-clustering stage."""
+    from actionops.pipelines.individual_clustering.stages import Context, default_out
+
+    cfg = load_cfg(params, sets, ray__address=address, **overrides)
+    return Context(cfg=cfg, dataset=Path(dataset), out=Path(out) if out else default_out(dataset), console=console,
+                   resume=resume)
+
+
+def show_result(title: str, result: dict, json_out: bool = False) -> None:
+    """Print a stage's result dict as a table (or JSON)."""
+    if json_out:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("value")
+    for key, value in result.items():
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items())
+        table.add_row(str(key), str(value))
+    console.print(table)

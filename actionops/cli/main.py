@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from actionops import __version__
-from actionops.cli import data, demo, flow, registry
+from actionops.cli import data, demo, evaluate, flow, pipeline, predict, registry, train
 from actionops.cli.common import err_console
 from actionops.cli.planned import planned_groups
 
@@ -32,9 +32,13 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(flow.app, name="flow")
+app.add_typer(train.app, name="train")
 for sub in planned_groups():
     app.add_typer(sub, name=sub.info.name)
+app.add_typer(predict.app, name="predict")
+app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(registry.app, name="registry")
+app.add_typer(pipeline.app, name="pipeline")
 app.command("demo", help=demo.HELP)(demo.demo)
 
 

@@ -8,16 +8,8 @@ import typer
 from actionops.cli.common import err_console
 
 PLANNED = {
-    "train": ("Training on Ray Train: autoencoders, clustering, classifiers.",
-              "actionops train autoencoder data/or --datatype flow --set train.epochs=5", 4),
     "tune": ("Hyperparameter-search campaigns on Ray Tune.",
              "actionops tune clustering data/or --samples 8 --scheduler asha", 6),
-    "predict": ("Predictions from a trained or registered model.",
-                "actionops predict clustering data/or --stage test --model models:/individual-clustering@champion", 4),
-    "pipeline": ("Run a whole method's stages in order, skipping up-to-date ones.",
-                 "actionops pipeline run individual-clustering data/or", 4),
-    "evaluate": ("Metrics, reports and plots against ground truth, logged to MLflow.",
-                 "actionops evaluate clustering data/or --stage test", 4),
 }
 
 

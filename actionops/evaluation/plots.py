@@ -32,3 +32,65 @@ def boxes_figure(frame: np.ndarray, boxes: Sequence[Sequence[float]], labels: Se
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def loss_curves_figure(curves: dict[str, Sequence[float]], title: str = "training loss"):
+    """One line per named curve against epoch (1-based)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_figure(embeddings: np.ndarray, colourings: dict[str, Sequence], method: str = "tsne", seed: int = 0):
+    """2-D PCA or t-SNE of embeddings, one panel per colouring (e.g. cluster, true label)."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    plt = _plt()
+    x = np.asarray(embeddings, dtype=np.float64)
+    if method == "tsne" and len(x) > 5:
+        perplexity = float(min(30, max(2, (len(x) - 1) // 3)))
+        xy = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(x)
+    else:
+        xy = PCA(n_components=2, random_state=seed).fit_transform(x) if len(x) > 2 else np.zeros((len(x), 2))
+        method = "pca"
+    fig, axes = plt.subplots(1, len(colourings), figsize=(4.2 * len(colourings), 3.8), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (name, labels) in zip(axes[0], colourings.items()):
+        names = sorted({str(v) for v in labels})
+        for i, label in enumerate(names):
+            mask = np.array([str(v) == label for v in labels])
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=8, color=cmap(i % 10), label=label)
+        ax.set_title(f"{method.upper()} coloured by {name}", fontsize=9)
+        ax.legend(fontsize=6, markerscale=1.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix_figure(matrix: Sequence[Sequence[int]], rows: Sequence[str], cols: Sequence[str],
+                            title: str = "", xlabel: str = "predicted", ylabel: str = "true"):
+    """Annotated confusion matrix (counts)."""
+    plt = _plt()
+    m = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(cols), 1.0 + 0.6 * len(rows)))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols], rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows], fontsize=7)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -11,7 +11,7 @@ from actionops.platform.config import Config
 from actionops.platform.config import load_config as _load_platform_config
 
 # Config modules are dataclasses only: cheap to import, no torch/ray/mlflow.
-PIPELINE_CONFIG_MODULES: tuple[str, ...] = ()
+PIPELINE_CONFIG_MODULES: tuple[str, ...] = ("actionops.pipelines.individual_clustering.config",)
 
 
 def load_config(params: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:

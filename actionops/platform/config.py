@@ -89,6 +89,21 @@ class FlowConfig:
     chunk_frames: int = 300  # frames per work item (long videos are split)
 
 
+@config_section("train")
+@dataclass(frozen=True)
+class TrainConfig:
+    """Ray Train runner (`platform/train.py`), shared by every pipeline's training command."""
+
+    num_workers: int = 1
+    use_gpu: Literal["auto"] | bool = "auto"  # auto: GPUs when the cluster has them
+    amp: bool = True  # mixed precision on GPU (ignored on CPU)
+    max_failures: int = 1  # worker failures to recover from (FailureConfig)
+    storage_path: str | None = None  # Ray Train runs/checkpoints; shared storage on a cluster
+    torch_threads: int | None = None  # per worker; default: local cores / num_workers
+    seed: int = 0
+    fault_at_epoch: int | None = None  # testing: one worker raises once after this epoch
+
+
 # ----------------------------------------------------------------------------- the config object
 @dataclass(frozen=True)
 class Config:

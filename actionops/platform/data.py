@@ -309,20 +309,28 @@ def person_window_dataset(
     stride: int | None = None,
     size: tuple[int, int] | None = None,
     with_frames: bool = True,
+    with_flow: bool = False,
+    normalize: str = "imagenet",
+    flow_clip: float = 10.0,
 ):
     """A Ray Dataset with one row per (video, window) of the operating-room layout.
 
     Row: video_id, start (0-based first frame), ids [P] and labels [P] (majority annotation label,
     "" when the video has none), boxes (P, 4) float32 in video pixels (each person's median box
-    over the window), scale (sx, sy) from video pixels to the output frame size, and with
-    `with_frames` the window's frames (T, 3, H, W) float32 normalised. `size` is (W, H), default
-    the video's. Each video is decoded once, front to back; windows with nobody are skipped.
+    over the window), scale (sx, sy) from video pixels to the output frame size; with
+    `with_frames` the frames (T, 3, H, W) float32 (`normalize`: "imagenet" mean/std, or
+    "symmetric" to [-1, 1]); with `with_flow` the flow (T, 2, H, W) float32 from `flow_path`,
+    resized (vectors scaled with the frame) and divided by `flow_clip` pixels, clipped to [-1, 1].
+    `size` is (W, H), default the video's. Each video is decoded once, front to back; windows
+    with nobody in them are skipped.
     """
     stride = stride or window
     for r in rows:
         if not r.get("pose_path"):
             raise DataError(f"{r['video_id']} has no pose.json", "person windows need the operating-room layout")
-    items = [{"video_id": r["video_id"], "path": r["path"], "pose_path": r["pose_path"],
+        if with_flow and not Path(r["flow_path"]).is_file():
+            raise DataError(f"missing optical flow {r['flow_path']}", f"run `actionops flow compute` on the dataset first")
+    items = [{"video_id": r["video_id"], "path": r["path"], "pose_path": r["pose_path"], "flow_path": r["flow_path"],
               "annotation_path": r.get("annotation_path") or "", "frames": int(r["frames"]),
               "width": int(r["width"]), "height": int(r["height"])} for r in rows]
 
@@ -334,6 +342,7 @@ def person_window_dataset(
         scale = np.array([out_w / item["width"], out_h / item["height"]], np.float32)
         starts = list(range(0, max(1, item["frames"] - window + 1), stride))
         frames = decode_range(item["path"], 0, starts[-1] + window, size=(out_w, out_h)) if with_frames else None
+        flow = np.load(item["flow_path"], mmap_mode="r") if with_flow else None
         buffer: list[np.ndarray] = []
         first = 0  # index of buffer[0]
         for start in starts:
@@ -341,17 +350,36 @@ def person_window_dataset(
             if with_frames:
                 while first + len(buffer) < start + window:
                     buffer.append(next(frames)[1])
-                drop = start - first
-                buffer, first = buffer[drop:], start
+                buffer, first = buffer[start - first:], start
             if not people["ids"]:
                 continue
             row = {"video_id": item["video_id"], "start": start, "ids": people["ids"],
                    "labels": people["labels"], "boxes": np.asarray(people["boxes"], np.float32), "scale": scale}
             if with_frames:
-                row["frames"] = normalize_frames(np.stack(buffer[:window]))
+                clip = np.stack(buffer[:window])
+                row["frames"] = normalize_frames(clip) if normalize == "imagenet" else symmetric_frames(clip)
+            if with_flow:
+                row["flow"] = resize_flow(np.asarray(flow[start:start + window], np.float32), (out_w, out_h), flow_clip)
             yield row
 
     return _from_items(items).flat_map(make_windows)
+
+
+def symmetric_frames(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 in [-1, 1] (for Tanh decoders)."""
+    return np.ascontiguousarray((frames.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2))
+
+
+def resize_flow(flow: np.ndarray, size: tuple[int, int], clip: float) -> np.ndarray:
+    """(T, H, W, 2) pixels -> (T, 2, h, w) resized to `size` (W, H), vectors rescaled, / clip in [-1, 1]."""
+    import cv2
+
+    t, h, w, _ = flow.shape
+    out_w, out_h = size
+    if (w, h) != (out_w, out_h):
+        flow = np.stack([cv2.resize(f, (out_w, out_h), interpolation=cv2.INTER_AREA) for f in flow])
+        flow = flow * np.array([out_w / w, out_h / h], np.float32)
+    return np.ascontiguousarray(np.clip(flow / clip, -1.0, 1.0).transpose(0, 3, 1, 2).astype(np.float32))
 
 
 class PersonTracks:

@@ -141,6 +141,12 @@ def assemble(flow_path: str | Path, chunks: list[tuple[int, int]], spec: FlowSpe
     """Concatenate the part files of `chunks` into `flow_path` without holding it in memory,
     record `spec` beside it, and delete the parts."""
     flow_path = Path(flow_path)
+    spec_path(flow_path).unlink(missing_ok=True)  # the sidecar is written last: it marks "done"
+    if len(chunks) == 1:  # one part is the whole video: rename, no copy
+        start, end = chunks[0]
+        os.replace(part_path(flow_path, start, end, spec), flow_path)
+        spec_path(flow_path).write_text(json.dumps({**asdict(spec), "frames": end - start}))
+        return flow_path
     parts = [np.load(part_path(flow_path, s, e, spec), mmap_mode="r") for s, e in chunks]
     total = sum(p.shape[0] for p in parts)
     tmp = flow_path.with_name(f".{flow_path.name}.tmp{os.getpid()}")
@@ -151,7 +157,6 @@ def assemble(flow_path: str | Path, chunks: list[tuple[int, int]], spec: FlowSpe
         offset += part.shape[0]
     out.flush()
     del out, parts
-    spec_path(flow_path).unlink(missing_ok=True)  # the sidecar is written last: it marks "done"
     os.replace(tmp, flow_path)
     spec_path(flow_path).write_text(json.dumps({**asdict(spec), "frames": total}))
     for s, e in chunks:

@@ -262,7 +262,7 @@ def generate_or_scenes(
         raise ValueError("need 1 <= min_people <= max_people")
     out = Path(out)
     room = Room(width, height)
-    n_test = min(videos - 1, max(1, round(videos * test_fraction))) if videos > 1 else 0
+    n_test = min(videos - 1, max(1 if test_fraction > 0 else 0, round(videos * test_fraction)))
     summary = {"kind": "or-scene", "activities": list(ACTIVITIES), "videos": [], "seed": seed}
     for v in range(videos):
         rng = np.random.default_rng([seed, v])

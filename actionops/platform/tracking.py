@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -288,6 +289,90 @@ def _version() -> str:
 def _quiet_mlflow() -> None:
     import logging
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Alembic's migration INFO lines on first use of a SQLite store are noise to a user.
-    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
+    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils", "mlflow.pyfunc",
+                 "mlflow.models.model", "mlflow.tracking._model_registry.fluent"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class CheckpointModel:
+    """MLflow pyfunc model around an actionops checkpoint (a dict: model_name, model_args,
+    state dict). Loading rebuilds the module through the model registry — nothing is unpickled
+    but tensors — and `predict` calls the module's `infer(dict of tensors)`."""
+
+    def load_context(self, context: Any) -> None:
+        import torch
+
+        from actionops.models import create_model
+
+        state = torch.load(context.artifacts["checkpoint"], map_location="cpu", weights_only=True)
+        self.model = create_model(state["model_name"], **state["model_args"])
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        import numpy as np
+        import torch
+
+        with torch.no_grad():
+            inputs = {k: torch.as_tensor(np.asarray(v)) for k, v in dict(model_input).items()}
+            return self.model.infer(inputs).numpy()
+
+
+def log_checkpoint_model(
+    checkpoint: str | Path,
+    input_example: Mapping[str, Any],
+    *,
+    name: str = "model",
+    registered_name: str | None = None,
+    alias: str | None = CANDIDATE,
+    version_tags: Mapping[str, str] | None = None,
+) -> str | None:
+    """Log a checkpoint as an MLflow pyfunc model (signature from a dict of numpy arrays and
+    the module's `infer` output), optionally register it with `alias`; return the version."""
+    import mlflow
+    import numpy as np
+    import torch
+
+    import actionops
+    from actionops.models import create_model
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    module = create_model(state["model_name"], **state["model_args"])
+    module.load_state_dict(state["model"])
+    module.eval()
+    with torch.no_grad():
+        output = module.infer({k: torch.as_tensor(np.asarray(v)) for k, v in input_example.items()}).numpy()
+    python_model = type("ActionopsCheckpointModel", (CheckpointModel, mlflow.pyfunc.PythonModel), {})()
+    with warnings.catch_warnings():  # cloudpickle and type-hint notices about our own wrapper class
+        warnings.simplefilter("ignore")
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=python_model,
+            artifacts={"checkpoint": str(checkpoint)},
+            signature=mlflow.models.infer_signature(dict(input_example), output),
+            code_paths=[str(Path(actionops.__file__).parent)],
+            pip_requirements=_pip_requirements(),
+        )
+    if registered_name is None:
+        return None
+    return register_model(info.model_uri, registered_name, alias=alias, tags=version_tags)
+
+
+def load_checkpoint_state(model_uri: str) -> dict[str, Any]:
+    """The checkpoint dict behind a model logged by `log_checkpoint_model` (e.g. models:/NAME@champion)."""
+    import mlflow
+    import torch
+    from mlflow.exceptions import MlflowException
+
+    configure()
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    except MlflowException as exc:
+        raise ActionopsError(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}",
+                             "list registered models with `actionops registry list`") from None
+    found = sorted(local.glob("artifacts/*.pt"))
+    if not found:
+        raise ActionopsError(f"{model_uri} holds no actionops checkpoint", "log it with log_checkpoint_model")
+    return torch.load(found[0], map_location="cpu", weights_only=True)

@@ -1,0 +1,72 @@
+"""`actionops train ...`: training on Ray Train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from actionops.cli.common import AddressOpt, JsonOpt, OutOpt, ParamsOpt, ResumeOpt, SetOpt, group, show_result, stage_context
+
+app = group(
+    "train",
+    "Training on Ray Train workers (GPU when present, DDP across train.num_workers), tracked in MLflow.",
+    "actionops train autoencoder data/or --datatype flow --set autoencoder.epochs=10",
+)
+DatasetArg = Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout).")]
+
+
+@app.command("autoencoder")
+def autoencoder(
+    dataset: DatasetArg,
+    datatype: Annotated[str, typer.Option("--datatype", help="frame (RGB) or flow.")] = "frame",
+    out: OutOpt = None,
+    resume: ResumeOpt = False,
+    address: AddressOpt = None,
+    params: ParamsOpt = None,
+    set_: SetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Pretrain the RGB or optical-flow 3D-conv autoencoder (MSE) on person windows.
+
+    \b
+    Example:
+      actionops train autoencoder data/or --datatype frame
+      actionops train autoencoder data/or --datatype flow --resume
+    """
+    from actionops.pipelines.individual_clustering.stages import train_autoencoder
+    from actionops.platform.cluster import ray_session
+
+    ctx = stage_context(dataset, out, params, set_, address, resume)
+    with ray_session(ctx.cfg.ray):
+        result = train_autoencoder(ctx, datatype)
+    show_result(f"autoencoder ({datatype})", result, json_out)
+
+
+@app.command("clustering")
+def clustering(
+    dataset: DatasetArg,
+    out: OutOpt = None,
+    resume: ResumeOpt = False,
+    address: AddressOpt = None,
+    params: ParamsOpt = None,
+    set_: SetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Joint training with the DEC clustering layer; registers the model (alias candidate).
+
+    Needs both autoencoders (`train autoencoder --datatype frame|flow`). The spatial feature
+    (distance to the operating table, from coor.npy) is `--set clustering.add_spatial_feature=true`.
+
+    \b
+    Example:
+      actionops train clustering data/or --set clustering.n_clusters=4
+    """
+    from actionops.pipelines.individual_clustering.stages import train_clustering
+    from actionops.platform.cluster import ray_session
+
+    ctx = stage_context(dataset, out, params, set_, address, resume)
+    with ray_session(ctx.cfg.ray):
+        result = train_clustering(ctx)
+    show_result("clustering", result, json_out)

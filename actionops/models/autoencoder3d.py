@@ -1,0 +1,66 @@
+"""3D-conv autoencoder for windows of RGB frames or optical flow (individual clustering, method 1).
+
+    x (B, C, T, H, W) in [-1, 1]
+      stem   Conv3d k(3,5,5) s(1,2,2) + BN + LeakyReLU(0.1)      C  -> c      H/2
+      down1  Conv3d k3 s(2,2,2)       + BN + LeakyReLU(0.1)      c  -> 2c     T/2, H/4
+      down2  Conv3d k3 s(1,2,2)       + BN + LeakyReLU(0.1)      2c -> 4c     H/8
+      latent Conv3d k1                                           4c -> L      (B, L, T/2, H/8, W/8)
+      decoder mirrors it with ConvTranspose3d + BN + LeakyReLU(0.1), then Tanh, resized to x
+The latent has spatial stride 8 like the reference's I3D trunk (to Mixed_3c), so person boxes
+in input pixels map onto it with RoIAlign spatial_scale 1/8. Small by design: it trains on CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actionops.models.registry import register_model
+
+SPATIAL_STRIDE = 8
+
+
+def _block(cin: int, cout: int, kernel, stride, padding, transpose: bool = False) -> nn.Sequential:
+    conv = (nn.ConvTranspose3d if transpose else nn.Conv3d)(cin, cout, kernel, stride, padding, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm3d(cout), nn.LeakyReLU(0.1, inplace=True))
+
+
+class Conv3dAutoencoder(nn.Module):
+    """forward(x) -> (reconstruction like x, latent (B, L, T/2, H/8, W/8))."""
+
+    def __init__(self, in_channels: int, base_channels: int, latent_channels: int) -> None:
+        super().__init__()
+        c = base_channels
+        self.encoder = nn.Sequential(
+            _block(in_channels, c, (3, 5, 5), (1, 2, 2), (1, 2, 2)),
+            _block(c, 2 * c, 3, (2, 2, 2), 1),
+            _block(2 * c, 4 * c, 3, (1, 2, 2), 1),
+            nn.Conv3d(4 * c, latent_channels, 1),
+        )
+        self.decoder = nn.Sequential(
+            _block(latent_channels, 4 * c, 1, 1, 0, transpose=True),
+            _block(4 * c, 2 * c, (3, 4, 4), (1, 2, 2), (1, 1, 1), transpose=True),
+            _block(2 * c, c, (4, 4, 4), (2, 2, 2), (1, 1, 1), transpose=True),
+            nn.ConvTranspose3d(c, in_channels, (3, 4, 4), (1, 2, 2), (1, 1, 1)),
+            nn.Tanh(),
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, latent: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+        out = self.decoder(latent)
+        if tuple(out.shape[2:]) != tuple(size):
+            out = F.interpolate(out, size=size, mode="trilinear", align_corners=False)
+        return out
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        latent = self.encode(x)
+        return self.decode(latent, tuple(x.shape[2:])), latent
+
+
+@register_model("conv3d_autoencoder")
+def conv3d_autoencoder(*, in_channels: int = 3, base_channels: int = 16, latent_channels: int = 64) -> Conv3dAutoencoder:
+    """3D-conv autoencoder; input (B, C, T, H, W) in [-1, 1]; latent stride (2, 8, 8)."""
+    return Conv3dAutoencoder(in_channels, base_channels, latent_channels)

@@ -1,0 +1,131 @@
+"""DEC-style clustering of people in video windows (individual clustering, method 1).
+
+    frame latent (B, L, T', h, w) ─┐
+                                    ├─ sum, mean over T' ─> (B, L, h, w)
+    flow latent  (B, L, T', h, w) ─┘
+      RoIAlign(person boxes in input pixels, spatial_scale 1/8 once, output 5x5) -> (R, L, 5, 5)
+      Linear(L*25 -> ndf) -> z_vis (R, ndf)
+      optional spatial feature d = |box centre - table centre| / |(W, H)|, Linear(1 -> ndf) -> z_spc
+      z = 4 z_vis + z_spc
+      q = Student-t soft assignment of z to K centroids (alpha)       (R, K)
+Fixes over the reference: boxes are scaled once (1/8, not 1/64); centroids come from k-means
+on the embeddings (`init_centroids`); the DEC target is computed over a whole batch/dataset.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops import roi_align
+
+from actionops.models.registry import register_model
+
+
+def padded_to_rois(rois: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded boxes (B, P, 4) + mask (B, P) -> RoIAlign rois (R, 5) [batch index, x1, y1, x2, y2]
+    and the flat indices (into B*P) of the real people."""
+    b, p, _ = rois.shape
+    flat = mask.reshape(-1) > 0
+    index = torch.arange(b, device=rois.device, dtype=rois.dtype).repeat_interleave(p)
+    out = torch.cat([index[:, None], rois.reshape(-1, 4)], dim=1)[flat]
+    return out, flat.nonzero().squeeze(1)
+
+
+def student_t_assignment(z: torch.Tensor, centroids: torch.Tensor, alpha: float) -> torch.Tensor:
+    """q_ij = (1 + |z_i - mu_j|^2 / alpha)^(-(alpha+1)/2), normalised over j. (N, D), (K, D) -> (N, K)."""
+    dist2 = torch.cdist(z, centroids).pow(2)
+    q = (1.0 + dist2 / alpha).pow(-(alpha + 1.0) / 2.0)
+    return q / q.sum(dim=1, keepdim=True)
+
+
+def dec_target(q: torch.Tensor) -> torch.Tensor:
+    """DEC target p_ij = (q_ij^2 / f_j) / sum_j'(q_ij'^2 / f_j'), f_j = sum_i q_ij, over all rows of q."""
+    weight = q.pow(2) / q.sum(dim=0, keepdim=True)
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+class PersonClusteringHead(nn.Module):
+    """Latents + person boxes -> embeddings and soft cluster assignments."""
+
+    def __init__(self, latent_channels: int, n_clusters: int, ndf: int, alpha: float, roi_output: int,
+                 spatial_scale: float, aligned: bool, add_spatial_feature: bool) -> None:
+        super().__init__()
+        self.alpha, self.roi_output, self.spatial_scale, self.aligned = alpha, roi_output, spatial_scale, aligned
+        self.embed = nn.Linear(latent_channels * roi_output * roi_output, ndf)
+        self.spatial = nn.Linear(1, ndf) if add_spatial_feature else None
+        self.centroids = nn.Parameter(torch.randn(n_clusters, ndf) * 0.1)
+
+    def embed_people(self, latent: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None) -> torch.Tensor:
+        """latent (B, L, T', h, w), rois (R, 5) [batch index, x1, y1, x2, y2] in input pixels -> (R, ndf)."""
+        pooled = latent.mean(dim=2)
+        feats = roi_align(pooled, rois, output_size=self.roi_output, spatial_scale=self.spatial_scale,
+                          sampling_ratio=2, aligned=self.aligned)
+        z = self.embed(feats.flatten(1))
+        if self.spatial is not None:
+            if spatial is None:
+                raise ValueError("the model has the spatial feature on: pass the distances")
+            z = 4.0 * z + self.spatial(spatial)
+        return z
+
+    def forward(self, latent: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None):
+        z = self.embed_people(latent, rois, spatial)
+        return z, student_t_assignment(z, self.centroids, self.alpha)
+
+    @torch.no_grad()
+    def init_centroids(self, centres: torch.Tensor) -> None:
+        """Set the centroids (e.g. from k-means on embeddings)."""
+        self.centroids.copy_(centres.to(self.centroids))
+
+
+@register_model("person_clustering_head")
+def person_clustering_head(*, latent_channels: int = 64, n_clusters: int = 4, ndf: int = 32, alpha: float = 2.0,
+                           roi_output: int = 5, spatial_scale: float = 1 / 8, aligned: bool = True,
+                           add_spatial_feature: bool = False) -> PersonClusteringHead:
+    """DEC clustering head over person RoIs of fused autoencoder latents."""
+    return PersonClusteringHead(latent_channels, n_clusters, ndf, alpha, roi_output, spatial_scale, aligned,
+                                add_spatial_feature)
+
+
+class IndividualClusteringModel(nn.Module):
+    """Both autoencoders + the head: frames, flow, rois (+ spatial) -> (embeddings, q)."""
+
+    def __init__(self, frame_ae: nn.Module, flow_ae: nn.Module, head: PersonClusteringHead) -> None:
+        super().__init__()
+        self.frame_ae, self.flow_ae, self.head = frame_ae, flow_ae, head
+
+    def fused_latent(self, frames: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        return self.frame_ae.encode(frames) + self.flow_ae.encode(flow)
+
+    def forward(self, frames: torch.Tensor, flow: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None,
+                reconstruct: bool = False):
+        """(embeddings (R, ndf), q (R, K)); with `reconstruct` also both reconstructions (for
+        joint training, so DDP sees every output in one forward)."""
+        frame_latent = self.frame_ae.encode(frames)
+        flow_latent = self.flow_ae.encode(flow)
+        z, q = self.head(frame_latent + flow_latent, rois, spatial)
+        if not reconstruct:
+            return z, q
+        size = tuple(frames.shape[2:])
+        return z, q, self.frame_ae.decode(frame_latent, size), self.flow_ae.decode(flow_latent, size)
+
+
+    def infer(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Serving entry point: padded windows {frames (B,3,T,H,W), flow (B,2,T,H,W), rois (B,P,4),
+        mask (B,P), spatial (B,P,1)} -> soft assignments (B, P, K), zeros for padding."""
+        b, p, _ = batch["rois"].shape
+        rois, people = padded_to_rois(batch["rois"], batch["mask"])
+        spatial = batch["spatial"].reshape(-1, 1)[people] if self.head.spatial is not None else None
+        _, q = self(batch["frames"], batch["flow"], rois, spatial)
+        out = torch.zeros(b * p, q.shape[1], dtype=q.dtype)
+        out[people] = q
+        return out.reshape(b, p, -1)
+
+
+@register_model("individual_clustering")
+def individual_clustering(*, frame_args: dict, flow_args: dict, head_args: dict) -> IndividualClusteringModel:
+    """RGB and flow autoencoders plus the DEC head; args go to `conv3d_autoencoder` (x2) and
+    `person_clustering_head`."""
+    from actionops.models.autoencoder3d import conv3d_autoencoder
+
+    return IndividualClusteringModel(conv3d_autoencoder(**frame_args), conv3d_autoencoder(**flow_args),
+                                     person_clustering_head(**head_args))

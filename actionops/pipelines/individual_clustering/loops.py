@@ -1,0 +1,151 @@
+"""Training loops run on Ray Train workers (through `platform.train.run_training`).
+
+Each loop rebuilds its model through the registry, restores the latest checkpoint (resume or
+recovery after a failure), trains on its dataset shard and ends every epoch with
+`ctx.end_epoch` (checkpoint + report + rank-0 MLflow metrics).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _unwrap(model: Any) -> Any:
+    return model.module if hasattr(model, "module") else model
+
+
+def _tensors(batch: dict, keys: tuple[str, ...], device: Any) -> dict:
+    import torch
+
+    return {k: torch.from_numpy(np.array(batch[k])).to(device) for k in keys}
+
+
+def autoencoder_loop(config: dict) -> None:
+    """MSE pretraining of one 3D-conv autoencoder on `config["key"]` ("frames" or "flow")."""
+    import ray.train
+    import torch
+    import torch.nn.functional as F
+
+    from actionops.models import create_model
+    from actionops.platform.train import load_checkpoint, worker_context
+
+    ctx = worker_context(config)
+    torch.manual_seed(config["seed"])
+    model = create_model(config["model_name"], **config["model_args"])
+    state = load_checkpoint()
+    if state:
+        model.load_state_dict(state["model"])
+    model = ctx.prepare(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+    start = state["epoch"] if state else 0
+    key = config["key"]
+    shard = ray.train.get_dataset_shard("train")
+    for epoch in range(start, config["epochs"]):
+        total, count = 0.0, 0
+        for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
+            x = _tensors(batch, (key,), ctx.device)[key]
+            with ctx.autocast():
+                recon, _ = model(x)
+            loss = F.mse_loss(recon.float(), x)
+            ctx.step(loss, optimizer)
+            total += float(loss) * len(x)
+            count += len(x)
+        state_out = {"model_name": config["model_name"], "model_args": config["model_args"],
+                     "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict()}
+        ctx.end_epoch(epoch, {"loss": total / max(count, 1)}, state_out)
+
+
+def clustering_loop(config: dict) -> None:
+    """Joint training: encoders get MSE + lmd_cm x KL(p||q), decoders MSE, the head KL; the DEC
+    target p is recomputed over the worker's whole shard every `update_interval` epochs."""
+    import ray.train
+    import torch
+    import torch.nn.functional as F
+
+    from actionops.models import create_model
+    from actionops.models.dec import dec_target
+    from actionops.models.dec import padded_to_rois as batch_rois
+    from actionops.platform.train import load_checkpoint, worker_context
+
+    ctx = worker_context(config)
+    torch.manual_seed(config["seed"])
+    model = create_model(config["model_name"], **config["model_args"])
+    state = load_checkpoint()
+    model.load_state_dict(state["model"] if state else torch.load(config["init_path"], weights_only=True)["model"])
+    model = ctx.prepare(model)
+    core = _unwrap(model)
+    optimizer = torch.optim.Adam([
+        {"params": core.frame_ae.parameters(), "lr": config["lr_ae_frame"]},
+        {"params": core.flow_ae.parameters(), "lr": config["lr_ae_flow"]},
+        {"params": core.head.parameters(), "lr": config["lr_cm"]},
+    ], weight_decay=config["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, config["epochs"] // 2), gamma=0.1)
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    start = state["epoch"] if state else 0
+    shard = ray.train.get_dataset_shard("train")
+    keys = ("frames", "flow", "rois", "mask", "spatial")
+    spatial_on = config["model_args"]["head_args"]["add_spatial_feature"]
+    targets: dict[str, torch.Tensor] = {}
+    for epoch in range(start, config["epochs"]):
+        if not targets or (epoch - start) % config["update_interval"] == 0:
+            targets = _dec_targets(model, shard, config, ctx, keys, spatial_on, dec_target)
+        sums = {"loss": 0.0, "mse_frame": 0.0, "mse_flow": 0.0, "kl": 0.0}
+        batches = 0
+        model.train()
+        for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
+            t = _tensors(batch, keys, ctx.device)
+            rois, people = batch_rois(t["rois"], t["mask"])
+            spatial = t["spatial"].reshape(-1, 1)[people] if spatial_on else None
+            with ctx.autocast():
+                _, q, rec_frame, rec_flow = model(t["frames"], t["flow"], rois, spatial, reconstruct=True)
+            p = torch.cat([targets[_key(v, s)] for v, s in zip(batch["video_id"], batch["start"])]).to(ctx.device)
+            kl = F.kl_div(q.float().clamp_min(1e-8).log(), p, reduction="batchmean")
+            mse_frame = F.mse_loss(rec_frame.float(), t["frames"])
+            mse_flow = F.mse_loss(rec_flow.float(), t["flow"])
+            loss = mse_frame + mse_flow + config["lmd_cm"] * kl
+            ctx.step(loss, optimizer)
+            for name, value in (("loss", loss), ("mse_frame", mse_frame), ("mse_flow", mse_flow), ("kl", kl)):
+                sums[name] += float(value)
+            batches += 1
+        scheduler.step()
+        metrics = {k: v / max(batches, 1) for k, v in sums.items()}
+        state_out = {"model_name": config["model_name"], "model_args": config["model_args"],
+                     "model": core.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict()}
+        ctx.end_epoch(epoch, metrics, state_out)
+
+
+def _key(video_id: Any, start: Any) -> str:
+    return f"{video_id}@{int(start)}"
+
+
+def _dec_targets(model, shard, config, ctx, keys, spatial_on, dec_target) -> dict:
+    """q for every person of the shard (no grad), then p over all of them, split per window."""
+    import torch
+
+    from actionops.models.dec import padded_to_rois as batch_rois
+
+    model.eval()
+    qs, owners = [], []
+    with torch.no_grad():
+        for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
+            t = _tensors(batch, keys, ctx.device)
+            rois, people = batch_rois(t["rois"], t["mask"])
+            spatial = t["spatial"].reshape(-1, 1)[people] if spatial_on else None
+            _, q = model(t["frames"], t["flow"], rois, spatial)
+            qs.append(q.float().cpu())
+            counts = t["mask"].sum(dim=1).long().tolist()
+            owners += [(_key(v, s), n) for v, s, n in zip(batch["video_id"], batch["start"], counts)]
+    model.train()
+    p = dec_target(torch.cat(qs)) if qs else torch.zeros(0)
+    out, offset = {}, 0
+    for key, n in owners:
+        out[key] = p[offset:offset + n]
+        offset += n
+    return out

@@ -1,0 +1,385 @@
+"""Stages of the individual-clustering pipeline: one CLI command, one function each.
+
+Outputs go under `out` (default `outputs/individual_clustering/<dataset name>/`):
+    ae_frame.pt, ae_flow.pt        autoencoder checkpoints (dicts rebuilt through the registry)
+    clustering.pt                  joint model checkpoint
+    predictions/<split>/<video>.json   [{"frame" (1-based), "id", "label" (cluster)}]
+    predictions/<split>/embeddings.npz video_id, start, id, embedding, cluster, truth
+    predictions/<split>/boxes.mp4      one video with coloured boxes and cluster ids
+    metrics_<split>.json           evaluation scores
+Every stage logs a run to the MLflow experiment `individual-clustering`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actionops.errors import ActionopsError, DataError
+from actionops.platform.config import Config
+
+EXPERIMENT = "individual-clustering"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every stage gets: the config, the dataset folder, the output folder, a console."""
+
+    cfg: Config
+    dataset: Path
+    out: Path
+    console: Any = None
+    resume: bool = False
+
+    def say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text)
+
+
+def default_out(dataset: Path) -> Path:
+    return Path("outputs") / "individual_clustering" / Path(dataset).resolve().name
+
+
+# ----------------------------------------------------------------------------- inputs
+def manifest_rows(ctx: Context, split: str | None = None) -> list[dict]:
+    """Manifest rows of the operating-room layout (indexing the dataset when needed)."""
+    from actionops.platform.data import MANIFEST_NAME, index_dataset, load_manifest
+
+    if not (ctx.dataset / MANIFEST_NAME).is_file():
+        result = index_dataset(ctx.dataset)
+        if result.rejected:
+            ctx.say(f"[yellow]warning:[/] {len(result.rejected)} videos rejected (see {result.rejected_path})")
+    layout, rows = load_manifest(ctx.dataset)
+    if layout != "or":
+        raise DataError(f"{ctx.dataset} is in the {layout} layout", "individual clustering needs the operating-room "
+                        "layout: train/ and test/ with <video>/json/pose.json")
+    if split:
+        rows = [r for r in rows if r["split"] == split]
+        if not rows:
+            raise DataError(f"no videos in the {split} split of {ctx.dataset}")
+    return rows
+
+
+def _require_flow(rows: list[dict]) -> None:
+    missing = [r["flow_path"] for r in rows if not Path(r["flow_path"]).is_file()]
+    if missing:
+        raise DataError(f"missing optical flow for {len(missing)} videos, e.g. {missing[0]}",
+                        "run `actionops flow compute DATASET` first")
+
+
+def _dataset_version(ctx: Context) -> str | None:
+    from actionops.platform import versioning
+
+    return versioning.dataset_version(ctx.dataset)
+
+
+def _ae_args(cfg: Config, channels: int) -> dict:
+    a = cfg.autoencoder
+    return {"in_channels": channels, "base_channels": a.base_channels, "latent_channels": a.latent_channels}
+
+
+def _head_args(cfg: Config) -> dict:
+    from actionops.models.autoencoder3d import SPATIAL_STRIDE
+
+    c = cfg.clustering
+    return {"latent_channels": cfg.autoencoder.latent_channels, "n_clusters": c.n_clusters, "ndf": c.ndf,
+            "alpha": c.alpha, "roi_output": c.roialign.output_size, "spatial_scale": 1.0 / SPATIAL_STRIDE,
+            "aligned": c.roialign.aligned, "add_spatial_feature": c.add_spatial_feature}
+
+
+def _save(path: Path, state: dict) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_state(path: Path) -> dict:
+    import torch
+
+    if not path.is_file():
+        raise ActionopsError(f"missing {path}", "run the earlier stage first (see `actionops pipeline list`)")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ----------------------------------------------------------------------------- stage: autoencoder
+def train_autoencoder(ctx: Context, datatype: str) -> dict:
+    """Pretrain the RGB (`frame`) or optical-flow (`flow`) autoencoder; writes ae_<datatype>.pt."""
+    from actionops.evaluation.plots import loss_curves_figure
+    from actionops.pipelines.individual_clustering.loops import autoencoder_loop
+    from actionops.pipelines.individual_clustering.windows import window_dataset
+    from actionops.platform import tracking
+    from actionops.platform.train import run_training
+
+    if datatype not in ("frame", "flow"):
+        raise ActionopsError(f"unknown datatype {datatype!r}", "use --datatype frame or --datatype flow")
+    cfg, a = ctx.cfg, ctx.cfg.autoencoder
+    rows = manifest_rows(ctx, "train")
+    if datatype == "flow":
+        _require_flow(rows)
+    key = "frames" if datatype == "frame" else "flow"
+    ds = window_dataset(rows, a, frames=datatype == "frame", flow=datatype == "flow").select_columns([key]).materialize()
+    ctx.say(f"autoencoder ({datatype}): {ds.count()} windows from {len(rows)} videos")
+    loop_config = {"key": key, "model_name": "conv3d_autoencoder", "model_args": _ae_args(cfg, 3 if key == "frames" else 2),
+                   "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": cfg.train.seed}
+    with tracking.start_run(EXPERIMENT, run_name=f"autoencoder-{datatype}", params=cfg.flat(), config_yaml=cfg.to_yaml(),
+                            tags={"actionops.stage": f"autoencoder_{datatype}"}, dataset_version=_dataset_version(ctx)) as run:
+        result = run_training(autoencoder_loop, loop_config, train_cfg=cfg.train, name=f"ae-{datatype}-{ctx.dataset.name}",
+                              resume=ctx.resume, datasets={"train": ds}, mlflow_run_id=run.info.run_id)
+        losses = [h["loss"] for h in result.history]
+        tracking.log_figure(loss_curves_figure({f"{datatype} MSE": losses}, f"autoencoder ({datatype})"),
+                            "figures/loss_curve.png")
+    _save(ctx.out / f"ae_{datatype}.pt", {k: result.checkpoint_state[k] for k in ("model_name", "model_args", "model", "epoch")})
+    return {"epochs": result.checkpoint_state["epoch"], "final_loss": losses[-1] if losses else None,
+            "run_name": result.run_name, "mlflow_run_id": run.info.run_id}
+
+
+# ----------------------------------------------------------------------------- stage: clustering
+def _clustering_model(cfg: Config, frame_state: dict | None = None, flow_state: dict | None = None):
+    from actionops.models import create_model
+
+    model_args = {"frame_args": _ae_args(cfg, 3), "flow_args": _ae_args(cfg, 2), "head_args": _head_args(cfg)}
+    model = create_model("individual_clustering", **model_args)
+    if frame_state is not None:
+        model.frame_ae.load_state_dict(frame_state["model"])
+        model.flow_ae.load_state_dict(flow_state["model"])
+    return model, model_args
+
+
+def embed_windows(model, ds, batch_size: int, spatial_on: bool) -> dict[str, Any]:
+    """Embeddings and soft assignments of every person of `ds` (driver side, no grad)."""
+    import torch
+
+    from actionops.models.dec import padded_to_rois as batch_rois
+
+    model.eval()
+    out: dict[str, list] = {"z": [], "q": [], "video_id": [], "start": [], "id": [], "truth": [], "rois": []}
+    with torch.no_grad():
+        for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            t = {k: torch.from_numpy(np.array(batch[k])) for k in ("frames", "flow", "rois", "mask", "spatial")}
+            rois, people = batch_rois(t["rois"], t["mask"])
+            spatial = t["spatial"].reshape(-1, 1)[people] if spatial_on else None
+            z, q = model(t["frames"], t["flow"], rois, spatial)
+            out["z"].append(z.numpy())
+            out["q"].append(q.numpy())
+            mask = batch["mask"] > 0
+            for i in range(len(mask)):
+                n = int(mask[i].sum())
+                out["video_id"] += [str(batch["video_id"][i])] * n
+                out["start"] += [int(batch["start"][i])] * n
+                out["id"] += [int(v) for v in batch["ids"][i][:n]]
+                out["truth"] += [str(v) for v in list(batch["labels"][i])[:n]]
+            out["rois"].append(batch["rois"][mask])
+    dim = model.head.centroids.shape
+    return {"z": np.concatenate(out["z"]) if out["z"] else np.zeros((0, dim[1])),
+            "q": np.concatenate(out["q"]) if out["q"] else np.zeros((0, dim[0])),
+            "rois": np.concatenate(out["rois"]) if out["rois"] else np.zeros((0, 4)),
+            **{k: np.asarray(out[k]) for k in ("video_id", "start", "id", "truth")}}
+
+
+def train_clustering(ctx: Context) -> dict:
+    """Joint training with the DEC clustering layer (k-means initialised); writes clustering.pt,
+    logs plots and registers the model as `clustering.model_name` with alias `candidate`."""
+    import torch
+    from sklearn.cluster import KMeans
+
+    from actionops.evaluation.metrics import clustering_scores, contingency
+    from actionops.evaluation.plots import confusion_matrix_figure, embedding_figure, loss_curves_figure
+    from actionops.pipelines.individual_clustering.loops import clustering_loop
+    from actionops.pipelines.individual_clustering.windows import window_dataset
+    from actionops.platform import tracking
+    from actionops.platform.train import run_training
+
+    cfg, c, o = ctx.cfg, ctx.cfg.clustering, ctx.cfg.optim
+    rows = manifest_rows(ctx, "train")
+    _require_flow(rows)
+    frame_state, flow_state = load_state(ctx.out / "ae_frame.pt"), load_state(ctx.out / "ae_flow.pt")
+    max_people = max(int(r["people"]) for r in rows)
+    ds = window_dataset(rows, cfg.autoencoder, people=max_people, spatial=c.add_spatial_feature).materialize()
+    torch.manual_seed(cfg.train.seed)
+    model, model_args = _clustering_model(cfg, frame_state, flow_state)
+    init = embed_windows(model, ds, c.batch_size, c.add_spatial_feature)
+    if len(init["z"]) < c.n_clusters:
+        raise DataError(f"{len(init['z'])} people in the training windows but clustering.n_clusters={c.n_clusters}",
+                        "lower clustering.n_clusters or add videos")
+    kmeans = KMeans(c.n_clusters, n_init=c.kmeans_init, random_state=cfg.train.seed).fit(init["z"])
+    model.head.init_centroids(torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float32))
+    init_path = ctx.out / "clustering_init.pt"
+    _save(init_path, {"model": model.state_dict()})
+    ctx.say(f"clustering: {ds.count()} windows, {len(init['z'])} person-windows, k-means initialised")
+    loop_config = {"model_name": "individual_clustering", "model_args": model_args, "init_path": str(init_path.resolve()),
+                   "epochs": c.epochs, "batch_size": c.batch_size, "update_interval": c.update_interval,
+                   "lr_ae_frame": o.lr_ae_frame, "lr_ae_flow": o.lr_ae_flow, "lr_cm": o.lr_cm, "lmd_cm": o.lmd_cm,
+                   "weight_decay": o.weight_decay, "seed": cfg.train.seed}
+    with tracking.start_run(EXPERIMENT, run_name="clustering", params=cfg.flat(), config_yaml=cfg.to_yaml(),
+                            tags={"actionops.stage": "clustering"}, dataset_version=_dataset_version(ctx)) as run:
+        result = run_training(clustering_loop, loop_config, train_cfg=cfg.train, name=f"clustering-{ctx.dataset.name}",
+                              resume=ctx.resume, datasets={"train": ds}, mlflow_run_id=run.info.run_id)
+        state = result.checkpoint_state
+        checkpoint = {k: state[k] for k in ("model_name", "model_args", "model", "epoch")}
+        _save(ctx.out / "clustering.pt", checkpoint)
+        curves = {k: [h[k] for h in result.history] for k in ("loss", "mse_frame", "mse_flow", "kl")}
+        tracking.log_figure(loss_curves_figure(curves, "joint training"), "figures/loss_curves.png")
+        model.load_state_dict(state["model"])
+        emb = embed_windows(model, ds, c.batch_size, c.add_spatial_feature)
+        clusters = emb["q"].argmax(1)
+        colourings = {"cluster": clusters.tolist()}
+        labelled = emb["truth"] != ""
+        scores = {}
+        if labelled.any():
+            colourings["true label"] = emb["truth"].tolist()
+            scores = clustering_scores(emb["truth"][labelled], clusters[labelled])
+            tracking.log_metrics({f"train_{k}": v for k, v in scores.items()})
+            table, rows_, cols = contingency(emb["truth"][labelled], clusters[labelled])
+            tracking.log_figure(confusion_matrix_figure(table, rows_, [f"cluster {v}" for v in cols],
+                                                        "train: true label x cluster", "cluster"), "figures/confusion_train.png")
+        for method in ("pca", "tsne"):
+            tracking.log_figure(embedding_figure(emb["z"], colourings, method, cfg.train.seed), f"figures/embeddings_{method}.png")
+        example = _model_example(ds)
+        version = tracking.log_checkpoint_model(
+            ctx.out / "clustering.pt", example, registered_name=c.model_name,
+            version_tags={"dataset": str(ctx.dataset), "dataset_version": _dataset_version(ctx) or "unknown"})
+    return {"epochs": state["epoch"], "final_loss": curves["loss"][-1] if curves["loss"] else None,
+            "train_scores": scores, "registered": f"{c.model_name} v{version}", "mlflow_run_id": run.info.run_id}
+
+
+def _model_example(ds) -> dict[str, np.ndarray]:
+    """Two windows as a numpy input example for the MLflow signature."""
+    batch = next(iter(ds.iter_batches(batch_size=2, batch_format="numpy")))
+    return {k: np.ascontiguousarray(batch[k]).astype(np.float32) for k in ("frames", "flow", "rois", "mask", "spatial")}
+
+
+# ----------------------------------------------------------------------------- stage: predict
+def predict(ctx: Context, split: str, model_uri: str | None = None) -> dict:
+    """Cluster every person of every window of `split`; write per-video JSON, embeddings, a video."""
+    from actionops.pipelines.individual_clustering.windows import window_dataset
+    from actionops.platform import tracking
+
+    cfg = ctx.cfg
+    rows = manifest_rows(ctx, split)
+    _require_flow(rows)
+    checkpoint = tracking.load_checkpoint_state(model_uri) if model_uri else load_state(ctx.out / "clustering.pt")
+    model, _ = _clustering_model(cfg)
+    model.load_state_dict(checkpoint["model"])
+    spatial_on = bool(checkpoint["model_args"]["head_args"]["add_spatial_feature"])
+    ds = window_dataset(rows, cfg.autoencoder, people=max(int(r["people"]) for r in rows), spatial=spatial_on)
+    emb = embed_windows(model, ds, cfg.clustering.batch_size, spatial_on)
+    clusters = emb["q"].argmax(1)
+    folder = ctx.out / "predictions" / split
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "embeddings.npz", video_id=emb["video_id"], start=emb["start"], id=emb["id"],
+             embedding=emb["z"], cluster=clusters, truth=emb["truth"], q=emb["q"])
+    per_video = _frame_labels(rows, emb, clusters, cfg.autoencoder.seq_len)
+    for video_id, records in per_video.items():
+        target = folder / f"{video_id.split('/')[-1]}.json"
+        target.write_text(json.dumps(records, separators=(",", ":")))
+    video = _boxes_video(rows[0], per_video.get(rows[0]["video_id"], []), folder / "boxes.mp4")
+    with tracking.start_run(EXPERIMENT, run_name=f"predict-{split}", params=cfg.flat(),
+                            tags={"actionops.stage": f"predict_{split}", "actionops.model": model_uri or "local"}):
+        import mlflow
+
+        mlflow.log_artifact(str(video), "predictions")
+        tracking.log_metrics({"person_windows": len(clusters), "videos": len(per_video)})
+    return {"videos": len(per_video), "person_windows": int(len(clusters)), "folder": str(folder)}
+
+
+def _frame_labels(rows, emb, clusters, seq_len: int) -> dict[str, list[dict]]:
+    """Spread each window's cluster over the frames of the window where the person has a box
+    (a frame in two overlapping windows takes the later window)."""
+    from actionops.platform.layout import load_pose
+
+    by_window: dict[tuple[str, int], int] = {}
+    starts: dict[str, list[int]] = {}
+    for vid, start, pid, cluster in zip(emb["video_id"], emb["start"], emb["id"], clusters):
+        by_window[(str(vid), int(start), int(pid))] = int(cluster)
+        starts.setdefault(str(vid), []).append(int(start))
+    out = {}
+    for r in rows:
+        vid = r["video_id"]
+        windows = sorted(set(starts.get(vid, [])))
+        records = []
+        for rec in load_pose(r["pose_path"], width=int(r["width"]), height=int(r["height"])):
+            covering = [s for s in windows if s <= rec["frame"] < s + seq_len and (vid, s, rec["id"]) in by_window]
+            if covering:
+                records.append({"frame": rec["frame"] + 1, "id": rec["id"],
+                                "label": by_window[(vid, covering[-1], rec["id"])]})
+        out[vid] = records
+    return out
+
+
+def _boxes_video(row: dict, records: list[dict], target: Path) -> Path:
+    """The video with each person's box coloured by cluster and captioned with the cluster id."""
+    import cv2
+
+    from actionops.platform.layout import load_pose
+    from actionops.platform.video import iter_frames, write_video
+
+    colours = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+               (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
+    boxes = {(r["frame"], r["id"]): r["bbox"] for r in load_pose(row["pose_path"], width=int(row["width"]), height=int(row["height"]))}
+    labels: dict[int, list[tuple[int, int]]] = {}
+    for rec in records:
+        labels.setdefault(rec["frame"] - 1, []).append((rec["id"], rec["label"]))
+
+    def draw():
+        for index, frame in enumerate(iter_frames(row["path"])):
+            frame = frame.copy()
+            for pid, cluster in labels.get(index, []):
+                x1, y1, x2, y2 = (int(v) for v in boxes[(index, pid)])
+                colour = colours[cluster % len(colours)]
+                cv2.rectangle(frame, (x1, y1), (x2, y2), colour, 1)
+                cv2.putText(frame, f"{pid}:c{cluster}", (x1, max(8, y1 - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.3, colour, 1)
+            yield frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2]
+
+    write_video(target, draw(), fps=max(1, int(round(float(row["fps"]) or 10))))
+    return target
+
+
+# ----------------------------------------------------------------------------- stage: evaluate
+def evaluate(ctx: Context, split: str) -> dict:
+    """Scores of the predictions of `split` against the annotations (person-window level)."""
+    from actionops.evaluation.metrics import classification_report, clustering_scores, contingency, hungarian_mapping
+    from actionops.evaluation.plots import confusion_matrix_figure
+    from actionops.platform import tracking
+
+    path = ctx.out / "predictions" / split / "embeddings.npz"
+    if not path.is_file():
+        raise ActionopsError(f"no predictions at {path}", f"run `actionops predict clustering DATASET --stage {split}` first")
+    data = np.load(path, allow_pickle=False)
+    truth, clusters = data["truth"].astype(str), data["cluster"]
+    labelled = truth != ""
+    if not labelled.any():
+        raise DataError(f"the {split} split has no annotations", "evaluation needs json/annotation_clustering.json")
+    truth, clusters = truth[labelled], clusters[labelled]
+    scores = clustering_scores(truth, clusters)
+    mapping = hungarian_mapping(truth, clusters)
+    mapped = [mapping.get(str(c), f"unmatched cluster {c}") for c in clusters]
+    report = classification_report(truth, mapped, labels=sorted(set(truth)))
+    table, classes, cols = contingency(truth, clusters)
+    metrics = {**scores, "person_windows": int(labelled.sum()), "n_clusters": int(len(set(clusters.tolist()))),
+               "note": "majority_vote_accuracy maps clusters many-to-one on the scored data (optimistic)",
+               "hungarian_mapping": mapping, "per_class": report["per_class"],
+               "contingency": {"rows": classes, "cols": [str(v) for v in cols], "counts": table.tolist()}}
+    target = ctx.out / f"metrics_{split}.json"
+    target.write_text(json.dumps(metrics, indent=2))
+    with tracking.start_run(EXPERIMENT, run_name=f"evaluate-{split}", params=ctx.cfg.flat(),
+                            tags={"actionops.stage": f"evaluate_{split}"}):
+        tracking.log_metrics({f"{split}_{k}": v for k, v in scores.items()})
+        tracking.log_figure(confusion_matrix_figure(table, classes, [f"cluster {v}" for v in cols],
+                                                    f"{split}: true label x cluster", "cluster"), f"figures/confusion_{split}.png")
+        import mlflow
+
+        mlflow.log_dict(metrics, f"metrics_{split}.json")
+    return metrics
+
+
+def timed(fn, *args, **kwargs) -> tuple[Any, float]:
+    start = time.perf_counter()
+    return fn(*args, **kwargs), time.perf_counter() - start

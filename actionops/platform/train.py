@@ -1,0 +1,248 @@
+"""The one Ray Train runner every pipeline uses (Ray Train V2, TorchTrainer), model-agnostic.
+
+Driver side:
+    result = run_training(loop, loop_config, train_cfg=cfg.train, name="ae-frame-<dataset>",
+                          resume=False, datasets={"train": ds}, mlflow_run_id=run.info.run_id)
+Worker side, inside `loop(config)`:
+    ctx = worker_context(config)           # rank, world size, device, AMP, MLflow logger
+    model = ctx.prepare(model)             # DDP + device
+    state = load_checkpoint()              # dict or None (resume / recovery after a failure)
+    for epoch in ...:
+        ...
+        ctx.end_epoch(epoch, metrics, state)  # checkpoint + ray.train.report + rank-0 MLflow
+
+Resume: a fresh run gets a unique run name; `--resume` reuses the last run name of the same
+`name` under `storage_path`, and Ray Train V2 hands the loop its latest checkpoint. Recovery
+from worker failures is `FailureConfig(max_failures)`. A checkpoint is a plain dict saved with
+torch.save and read with `weights_only=True` — never a pickled module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actionops.errors import ActionopsError
+
+CHECKPOINT_FILE = "state.pt"
+
+
+def storage_root(storage_path: str | None) -> str:
+    """Where Ray Train keeps runs: the config value, ACTIONOPS_STORAGE, else ./ray_results.
+    On a cluster this must be storage every node sees (NFS path or s3://...)."""
+    path = storage_path or os.environ.get("ACTIONOPS_STORAGE") or "ray_results"
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def _pointer(root: str, name: str) -> Path | None:
+    return None if "://" in root else Path(root) / f".{name}.latest"
+
+
+def resolve_run_name(name: str, storage: str, resume: bool) -> str:
+    """A unique name for a fresh run; the last run's name of `name` when resuming."""
+    pointer = _pointer(storage, name)
+    if resume:
+        if pointer is None or not pointer.is_file():
+            raise ActionopsError(f"nothing to resume for {name} under {storage}", "run without --resume first")
+        return pointer.read_text().strip()
+    run_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    if pointer is not None:
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        pointer.write_text(run_name)
+    return run_name
+
+
+def resolve_use_gpu(use_gpu: str | bool) -> bool:
+    """`auto`: GPUs when the Ray cluster has them."""
+    if isinstance(use_gpu, bool):
+        return use_gpu
+    import ray
+
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_name: str
+    storage: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    checkpoint_state: dict[str, Any]
+
+
+def run_training(
+    loop: Callable[[dict], None],
+    loop_config: dict[str, Any],
+    *,
+    train_cfg: Any,
+    name: str,
+    resume: bool = False,
+    datasets: dict[str, Any] | None = None,
+    mlflow_run_id: str | None = None,
+) -> TrainResult:
+    """Run `loop` on `train_cfg.num_workers` Ray Train workers; return the final state dict.
+
+    `train_cfg` is the `train` config section (num_workers, use_gpu, max_failures, storage_path,
+    amp, fault_at_epoch). Needs a Ray session. Raises ActionopsError when training fails.
+    """
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from actionops.platform import tracking
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+    storage = storage_root(train_cfg.storage_path)
+    run_name = resolve_run_name(safe, storage, resume)
+    use_gpu = resolve_use_gpu(train_cfg.use_gpu)
+    config = {**loop_config, "_runner": {
+        "mlflow_run_id": mlflow_run_id, "tracking_uri": tracking.tracking_uri() if mlflow_run_id else None,
+        "amp": bool(train_cfg.amp), "fault_at_epoch": train_cfg.fault_at_epoch,
+        "torch_threads": train_cfg.torch_threads or max(1, (os.cpu_count() or 1) // train_cfg.num_workers),
+        "fault_marker": str(Path(storage) / run_name / ".fault-injected") if "://" not in storage else None,
+    }}
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config=config,
+        scaling_config=ray.train.ScalingConfig(num_workers=train_cfg.num_workers, use_gpu=use_gpu),
+        run_config=ray.train.RunConfig(
+            name=run_name,
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=train_cfg.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+        datasets=datasets or {},
+    )
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # TrainingFailedError wraps the worker's error
+        raise ActionopsError(f"training {run_name} failed: {_root_cause(exc)}",
+                             f"checkpoints are kept under {storage}/{run_name}; fix the cause and rerun with --resume") from None
+    if result.checkpoint is None:
+        raise ActionopsError(f"training {run_name} reported no checkpoint")
+    history = result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else []
+    with result.checkpoint.as_directory() as folder:
+        state = _load_state(Path(folder))
+    return TrainResult(run_name, storage, dict(result.metrics or {}), history, state)
+
+
+def _root_cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    for line in reversed(text):
+        if line.strip() and not line.startswith(" "):
+            return line.strip()[:400]
+    return type(exc).__name__
+
+
+def _load_state(folder: Path) -> dict[str, Any]:
+    import torch
+
+    return torch.load(folder / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+
+
+def load_checkpoint() -> dict[str, Any] | None:
+    """Inside a training loop: the latest checkpoint's state dict (resume/recovery), or None."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return _load_state(Path(folder))
+
+
+class WorkerContext:
+    """What a training loop needs from the runner: device, DDP, AMP, checkpoints, MLflow."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        import ray.train
+        import ray.train.torch
+        import torch
+
+        runner = config.get("_runner", {})
+        ctx = ray.train.get_context()
+        self.rank, self.world_size = ctx.get_world_rank(), ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self.use_amp = bool(runner.get("amp")) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self._runner = runner
+        self._client = None
+        if self.rank == 0 and runner.get("mlflow_run_id"):
+            import mlflow
+
+            self._client = mlflow.MlflowClient(runner["tracking_uri"])
+        if runner.get("torch_threads"):  # Ray sets OMP_NUM_THREADS=1 per 1-CPU worker
+            torch.set_num_threads(int(runner["torch_threads"]))
+
+    def prepare(self, model: Any) -> Any:
+        """Move to the device and wrap in DDP when there are several workers."""
+        import ray.train.torch
+
+        return ray.train.torch.prepare_model(model)
+
+    def autocast(self):
+        """Mixed precision on GPU (float16 with a GradScaler), a no-op on CPU."""
+        import torch
+
+        if self.use_amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def step(self, loss: Any, optimizer: Any, parameters: Any = None, clip: float | None = None) -> None:
+        """Backward + (unscale, clip) + optimizer step, AMP-aware."""
+        import torch
+
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if clip:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(parameters, clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def end_epoch(self, epoch: int, metrics: dict[str, float], state: dict[str, Any]) -> None:
+        """Checkpoint `state` (rank 0), report `metrics` (all ranks), log them to MLflow (rank 0).
+
+        `epoch` is 0-based; the reported metrics carry `epoch` = epoch + 1 (epochs done).
+        """
+        import ray.train
+        import torch
+
+        metrics = {**metrics, "epoch": epoch + 1}
+        if self._client is not None:
+            stamp = int(time.time() * 1000)
+            from mlflow.entities import Metric
+
+            self._client.log_batch(self._runner["mlflow_run_id"], metrics=[
+                Metric(k, float(v), stamp, epoch + 1) for k, v in metrics.items() if k != "epoch"])
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = None
+            if self.rank == 0:
+                torch.save({**state, "epoch": epoch + 1, "metrics": metrics}, Path(folder) / CHECKPOINT_FILE)
+                checkpoint = ray.train.Checkpoint.from_directory(folder)
+            ray.train.report(metrics, checkpoint=checkpoint)
+        self._maybe_fail(epoch + 1)
+
+    def _maybe_fail(self, epochs_done: int) -> None:
+        """Fault injection for recovery tests (`train.fault_at_epoch`): the last worker raises
+        once, after the checkpoint of that epoch, so FailureConfig must restart from it."""
+        target, marker = self._runner.get("fault_at_epoch"), self._runner.get("fault_marker")
+        if target is None or epochs_done != target or self.rank != self.world_size - 1 or not marker:
+            return
+        if Path(marker).exists():
+            return
+        Path(marker).parent.mkdir(parents=True, exist_ok=True)
+        Path(marker).write_text(json.dumps({"epoch": epochs_done, "rank": self.rank}))
+        raise RuntimeError(f"injected fault after epoch {epochs_done} (train.fault_at_epoch)")
+
+
+def worker_context(config: dict[str, Any]) -> WorkerContext:
+    """The WorkerContext of this training worker (call once at the top of the loop)."""
+    return WorkerContext(config)

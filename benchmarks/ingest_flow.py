@@ -1,0 +1,148 @@
+"""Benchmark: decode + optical flow + write, Ray Data pipeline vs single thread vs a plain loop.
+
+    python -m benchmarks.ingest_flow [--videos 16] [--frames 300] [--size 320x240]
+
+For DIS and Farneback, in one process and on the same generated videos:
+  single_thread_fps  our per-chunk function in this process, cv2.setNumThreads(1) (half the videos
+                     before the pipeline run, half after: this VM's speed drifts by +-15%)
+  plain_loop_fps     one process, OpenCV's default threads, as the reference tool does it
+  pipeline_fps       `compute_flow` on Ray Data over all local cores (Ray already started)
+  efficiency         pipeline_fps / (cores x single_thread_fps)   (target >= 0.85)
+Writes benchmarks/results/ingest_flow.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def plain_loop(rows: list[dict], method: str, out: Path) -> float:
+    """The reference tool's way: decode each video, flow frame pairs, np.save; default threads."""
+    import av
+    import cv2
+
+    from actionops.platform.flow import flow_function
+
+    cv2.setNumThreads(-1)  # OpenCV's default thread pool
+    start = time.perf_counter()
+    for row in rows:
+        calc = flow_function(method)
+        with av.open(row["path"]) as container:
+            gray = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        flows = [np.zeros((*gray[0].shape, 2), np.float32)]
+        flows += [calc(a, b) for a, b in zip(gray, gray[1:])]
+        np.save(out / f"{Path(row['path']).stem}.npy", np.stack(flows))
+    return time.perf_counter() - start
+
+
+def single_thread(rows: list[dict], method: str, out: Path) -> float:
+    """Our chunk function in this process with one OpenCV thread: the per-core yardstick."""
+    from actionops.platform.flow import FlowSpec, assemble, compute_chunk
+
+    spec = FlowSpec(method=method)
+    start = time.perf_counter()
+    for row in rows:
+        target = out / f"{Path(row['path']).stem}.npy"
+        compute_chunk(row["path"], target, 0, int(row["frames"]), spec)
+        assemble(target, [(0, int(row["frames"]))], spec)
+    return time.perf_counter() - start
+
+
+def decode_single(rows: list[dict]) -> float:
+    from actionops.platform.video import decode_range
+
+    start = time.perf_counter()
+    for row in rows:
+        for _ in decode_range(row["path"], gray=True):
+            pass
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--size", default="320x240")
+    parser.add_argument("--chunk-frames", type=int, default=150)
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+
+    import ray
+
+    from actionops.platform.cluster import ray_session
+    from actionops.platform.data import compute_flow, index_dataset, load_manifest
+    from actionops.platform.synth import generate_or_scenes
+
+    work = Path(tempfile.mkdtemp(prefix="bench_flow_"))
+    try:
+        data = work / "data"
+        generate_or_scenes(data, videos=args.videos, frames=args.frames, width=width, height=height,
+                           test_fraction=0.0, seed=11)
+        cores = os.cpu_count() or 1
+        t0 = time.perf_counter()
+        with ray_session(num_cpus=cores):
+            ray_start = time.perf_counter() - t0
+            index_dataset(data)
+            _, rows = load_manifest(data)
+            frames = sum(int(r["frames"]) for r in rows)
+            result = {"cores": cores, "videos": len(rows), "frames_per_video": args.frames,
+                      "chunk_frames": args.chunk_frames,
+                      "size": args.size, "frames": frames, "ray_start_seconds": round(ray_start, 2), "flow": {}}
+            decode_s = decode_single(rows)
+            t = time.perf_counter()
+            ray.data.from_items([{"path": r["path"]} for r in rows], override_num_blocks=len(rows)).map(
+                _decode_row, num_cpus=1).materialize()
+            decode_ray = time.perf_counter() - t
+            result["decode"] = {"single_thread_fps": round(frames / decode_s, 1),
+                                "pipeline_fps": round(frames / decode_ray, 1),
+                                "efficiency": round(frames / decode_ray / (cores * frames / decode_s), 3)}
+            half = len(rows) // 2
+            for method in ("dis", "farneback"):
+                scratch = work / f"out_{method}"
+                scratch.mkdir()
+                # single-thread halves before and after the pipeline: this VM's speed drifts
+                single = single_thread(rows[:half], method, scratch)
+                report = compute_flow(rows, method=method, chunk_frames=args.chunk_frames, resume=False)
+                assert not report.failed and report.frames == frames, report
+                single += single_thread(rows[half:], method, scratch)
+                plain = plain_loop(rows, method, scratch)
+                shutil.rmtree(scratch)
+                entry = {"single_thread_fps": frames / single, "plain_loop_fps": frames / plain,
+                         "pipeline_fps": report.fps}
+                entry["efficiency"] = entry["pipeline_fps"] / (cores * entry["single_thread_fps"])
+                entry["pipeline_vs_plain_loop"] = entry["pipeline_fps"] / entry["plain_loop_fps"]
+                result["flow"][method] = {k: round(v, 3) for k, v in entry.items()}
+                print(f"{method:10s} single {entry['single_thread_fps']:8.1f} fps | plain loop "
+                      f"{entry['plain_loop_fps']:8.1f} fps | pipeline {entry['pipeline_fps']:8.1f} fps | "
+                      f"efficiency {entry['efficiency']:.3f} | pipeline/plain {entry['pipeline_vs_plain_loop']:.2f}x")
+        print(f"decode     single {result['decode']['single_thread_fps']:8.1f} fps | pipeline "
+              f"{result['decode']['pipeline_fps']:8.1f} fps | efficiency {result['decode']['efficiency']:.3f}")
+        result["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
+                             "versions": {p: version(p) for p in ("ray", "opencv-python-headless", "av", "numpy")}}
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "ingest_flow.json").write_text(json.dumps(result, indent=2))
+        print(f"wrote {RESULTS / 'ingest_flow.json'}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _decode_row(row: dict) -> dict:
+    from actionops.platform.video import decode_range
+
+    return {"path": row["path"], "frames": sum(1 for _ in decode_range(row["path"], gray=True))}
+
+
+if __name__ == "__main__":
+    main()
