@@ -40,21 +40,28 @@ def test_probe_videos_on_ray_data_catches_bad_files(ray_local, or_scenes, tmp_pa
 
 
 def test_demo_end_to_end(ray_local, mlflow_store, tmp_path, monkeypatch):
+    """`actionops demo` (tiny sizes): synth -> ... -> evaluate, model registered; a second run
+    skips every up-to-date stage."""
     import mlflow
 
     from actionops.cli.main import app
 
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["demo", "--data", str(tmp_path / "demo"), "--set", "synth.videos=2",
-                                      "--set", "synth.frames=12", "--set", "synth.width=64",
-                                      "--set", "synth.height=48"])
+    monkeypatch.setenv("ACTIONOPS_STORAGE", str(tmp_path / "ray_results"))
+    tiny = [f"--set={kv}" for kv in (
+        "synth.videos=3", "synth.frames=16", "synth.width=96", "synth.height=72", "synth.max_people=4",
+        "autoencoder.seq_len=4", "autoencoder.width=48", "autoencoder.height=36", "autoencoder.base_channels=4",
+        "autoencoder.latent_channels=8", "autoencoder.epochs=1", "clustering.epochs=1", "clustering.n_clusters=3",
+        "clustering.ndf=8", "clustering.kmeans_init=1", "flow.method=dis")]
+    args = ["demo", "--data", str(tmp_path / "demo"), "--out", str(tmp_path / "out"), *tiny]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    runs = mlflow.search_runs(experiment_names=["actionops-demo"], output_format="list")
-    assert len(runs) == 1
-    run = runs[0]
-    assert run.data.metrics["videos"] == 2 and run.data.metrics["frames"] == 24
-    assert run.data.params["synth.videos"] == "2"
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
-    assert artifacts == {"figures/ground_truth_frame.png"}
-    summary = json.loads((tmp_path / "demo" / "synth.json").read_text())
-    assert len(summary["videos"]) == 2
+    assert "hungarian_accuracy" in result.output and "individual-clustering v1" in result.output
+    metrics = json.loads((tmp_path / "out" / "metrics_test.json").read_text())
+    assert 0 <= metrics["hungarian_accuracy"] <= 1
+    runs = mlflow.search_runs(experiment_names=["individual-clustering"], output_format="list")
+    assert {r.info.run_name for r in runs} >= {"autoencoder-frame", "autoencoder-flow", "clustering", "evaluate-test"}
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("(up to date)") == 6  # every stage but the always-checked flow
+    assert len(mlflow.search_runs(experiment_names=["individual-clustering"], output_format="list")) == len(runs)

@@ -59,13 +59,14 @@ OutOpt = Annotated[
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run from its checkpoint.")]
 
 
-def stage_context(dataset: Path, out: Optional[Path], params, sets, address, resume: bool = False, **overrides):
-    """Config + Context for an individual-clustering stage."""
+def stage_context(dataset: Path, out: Optional[Path], params, sets, address, resume: bool = False,
+                  json_out: bool = False, **overrides):
+    """Config + Context for an individual-clustering stage (no chatter on stdout with --json)."""
     from actionops.pipelines.individual_clustering.stages import Context, default_out
 
     cfg = load_cfg(params, sets, ray__address=address, **overrides)
-    return Context(cfg=cfg, dataset=Path(dataset), out=Path(out) if out else default_out(dataset), console=console,
-                   resume=resume)
+    return Context(cfg=cfg, dataset=Path(dataset), out=Path(out) if out else default_out(dataset),
+                   console=err_console if json_out else console, resume=resume)
 
 
 def show_result(title: str, result: dict, json_out: bool = False) -> None:

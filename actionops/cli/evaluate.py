@@ -34,7 +34,7 @@ def clustering(
     """
     from actionops.pipelines.individual_clustering.stages import evaluate
 
-    ctx = stage_context(dataset, out, params, set_, None)
+    ctx = stage_context(dataset, out, params, set_, None, json_out=json_out)
     result = evaluate(ctx, stage)
     keys = ("hungarian_accuracy", "nmi", "ari", "majority_vote_accuracy", "person_windows", "n_clusters")
     show_result(f"clustering scores ({stage})", result if json_out else {k: result[k] for k in keys}, json_out)

@@ -59,7 +59,7 @@ def run(
     from actionops.platform.cluster import ray_session
 
     pipeline = get_pipeline(name)
-    ctx = stage_context(dataset, out, params, set_, address)
+    ctx = stage_context(dataset, out, params, set_, address, json_out=json_out)
     total = len(pipeline.stages)
 
     def on_stage(i: int, stage, status: str) -> None:

@@ -38,7 +38,7 @@ def clustering(
     from actionops.pipelines.individual_clustering.stages import predict
     from actionops.platform.cluster import ray_session
 
-    ctx = stage_context(dataset, out, params, set_, address)
+    ctx = stage_context(dataset, out, params, set_, address, json_out=json_out)
     with ray_session(ctx.cfg.ray):
         result = predict(ctx, stage, model)
     show_result(f"predictions ({stage})", result, json_out)

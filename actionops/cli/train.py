@@ -38,7 +38,7 @@ def autoencoder(
     from actionops.pipelines.individual_clustering.stages import train_autoencoder
     from actionops.platform.cluster import ray_session
 
-    ctx = stage_context(dataset, out, params, set_, address, resume)
+    ctx = stage_context(dataset, out, params, set_, address, resume, json_out=json_out)
     with ray_session(ctx.cfg.ray):
         result = train_autoencoder(ctx, datatype)
     show_result(f"autoencoder ({datatype})", result, json_out)
@@ -66,7 +66,7 @@ def clustering(
     from actionops.pipelines.individual_clustering.stages import train_clustering
     from actionops.platform.cluster import ray_session
 
-    ctx = stage_context(dataset, out, params, set_, address, resume)
+    ctx = stage_context(dataset, out, params, set_, address, resume, json_out=json_out)
     with ray_session(ctx.cfg.ray):
         result = train_clustering(ctx)
     show_result("clustering", result, json_out)

@@ -3,11 +3,12 @@
     x (B, C, T, H, W) in [-1, 1]
       stem   Conv3d k(3,5,5) s(1,2,2) + BN + LeakyReLU(0.1)      C  -> c      H/2
       down1  Conv3d k3 s(2,2,2)       + BN + LeakyReLU(0.1)      c  -> 2c     T/2, H/4
-      down2  Conv3d k3 s(1,2,2)       + BN + LeakyReLU(0.1)      2c -> 4c     H/8
-      latent Conv3d k1                                           4c -> L      (B, L, T/2, H/8, W/8)
+      down2  Conv3d k3 s1             + BN + LeakyReLU(0.1)      2c -> 4c     H/4
+      latent Conv3d k1                                           4c -> L      (B, L, T/2, H/4, W/4)
       decoder mirrors it with ConvTranspose3d + BN + LeakyReLU(0.1), then Tanh, resized to x
-The latent has spatial stride 8 like the reference's I3D trunk (to Mixed_3c), so person boxes
-in input pixels map onto it with RoIAlign spatial_scale 1/8. Small by design: it trains on CPU.
+The reference's I3D trunk has stride 8 at 640x360; our inputs are ~6x smaller, so stride 4
+keeps a person several latent cells wide. Boxes in input pixels map onto the latent with
+RoIAlign spatial_scale 1/SPATIAL_STRIDE, applied once. Small by design: it trains on CPU.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 from actionops.models.registry import register_model
 
-SPATIAL_STRIDE = 8
+SPATIAL_STRIDE = 4
 
 
 def _block(cin: int, cout: int, kernel, stride, padding, transpose: bool = False) -> nn.Sequential:
@@ -35,12 +36,12 @@ class Conv3dAutoencoder(nn.Module):
         self.encoder = nn.Sequential(
             _block(in_channels, c, (3, 5, 5), (1, 2, 2), (1, 2, 2)),
             _block(c, 2 * c, 3, (2, 2, 2), 1),
-            _block(2 * c, 4 * c, 3, (1, 2, 2), 1),
+            _block(2 * c, 4 * c, 3, 1, 1),
             nn.Conv3d(4 * c, latent_channels, 1),
         )
         self.decoder = nn.Sequential(
             _block(latent_channels, 4 * c, 1, 1, 0, transpose=True),
-            _block(4 * c, 2 * c, (3, 4, 4), (1, 2, 2), (1, 1, 1), transpose=True),
+            _block(4 * c, 2 * c, 3, 1, 1, transpose=True),
             _block(2 * c, c, (4, 4, 4), (2, 2, 2), (1, 1, 1), transpose=True),
             nn.ConvTranspose3d(c, in_channels, (3, 4, 4), (1, 2, 2), (1, 1, 1)),
             nn.Tanh(),
@@ -62,5 +63,5 @@ class Conv3dAutoencoder(nn.Module):
 
 @register_model("conv3d_autoencoder")
 def conv3d_autoencoder(*, in_channels: int = 3, base_channels: int = 16, latent_channels: int = 64) -> Conv3dAutoencoder:
-    """3D-conv autoencoder; input (B, C, T, H, W) in [-1, 1]; latent stride (2, 8, 8)."""
+    """3D-conv autoencoder; input (B, C, T, H, W) in [-1, 1]; latent stride (2, 4, 4)."""
     return Conv3dAutoencoder(in_channels, base_channels, latent_channels)

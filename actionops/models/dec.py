@@ -3,12 +3,12 @@
     frame latent (B, L, T', h, w) ─┐
                                     ├─ sum, mean over T' ─> (B, L, h, w)
     flow latent  (B, L, T', h, w) ─┘
-      RoIAlign(person boxes in input pixels, spatial_scale 1/8 once, output 5x5) -> (R, L, 5, 5)
+      RoIAlign(person boxes in input pixels, spatial_scale 1/stride once, output 5x5) -> (R, L, 5, 5)
       Linear(L*25 -> ndf) -> z_vis (R, ndf)
       optional spatial feature d = |box centre - table centre| / |(W, H)|, Linear(1 -> ndf) -> z_spc
       z = 4 z_vis + z_spc
       q = Student-t soft assignment of z to K centroids (alpha)       (R, K)
-Fixes over the reference: boxes are scaled once (1/8, not 1/64); centroids come from k-means
+Fixes over the reference: boxes are scaled once (1/stride; the reference scaled twice, 1/64); centroids come from k-means
 on the embeddings (`init_centroids`); the DEC target is computed over a whole batch/dataset.
 """
 
@@ -79,7 +79,7 @@ class PersonClusteringHead(nn.Module):
 
 @register_model("person_clustering_head")
 def person_clustering_head(*, latent_channels: int = 64, n_clusters: int = 4, ndf: int = 32, alpha: float = 2.0,
-                           roi_output: int = 5, spatial_scale: float = 1 / 8, aligned: bool = True,
+                           roi_output: int = 5, spatial_scale: float = 1 / 4, aligned: bool = True,
                            add_spatial_feature: bool = False) -> PersonClusteringHead:
     """DEC clustering head over person RoIs of fused autoencoder latents."""
     return PersonClusteringHead(latent_channels, n_clusters, ndf, alpha, roi_output, spatial_scale, aligned,

@@ -45,46 +45,29 @@ def synthesize(synth: SynthConfig, out: str | Path, console: Any = None) -> dict
     return summary
 
 
-def run_demo(cfg: Config, data_dir: str | Path, console: Any) -> dict:
-    """Run the demo stages on `data_dir`; return the metrics it logged."""
-    import numpy as np
-
-    from actionops.evaluation.plots import boxes_figure
+def run_demo(cfg: Config, data_dir: str | Path, out: str | Path, console: Any) -> dict:
+    """Synthesize scenes, then run the individual-clustering pipeline on them; return the
+    test metrics, the registered model version and where things are."""
+    from actionops.pipelines.individual_clustering.stages import Context
+    from actionops.pipelines.registry import get_pipeline, run_pipeline
     from actionops.platform import tracking
     from actionops.platform.cluster import ray_session
-    from actionops.platform.data import probe_videos
-    from actionops.platform.video import read_frames
 
     data_dir = Path(data_dir)
-    console.rule("[bold]1/3 synthesize operating-room scenes")
+    pipeline = get_pipeline("individual-clustering")
+    total = len(pipeline.stages) + 1
+    console.rule(f"[bold]1/{total} synthesize operating-room scenes")
     synthesize(cfg.synth, data_dir, console)
-    videos = sorted(data_dir.glob("*/*.mp4"))
+    ctx = Context(cfg=cfg, dataset=data_dir, out=Path(out), console=console)
 
-    console.rule("[bold]2/3 probe videos on Ray Data")
+    def on_stage(i: int, stage, status: str) -> None:
+        console.rule(f"[bold]{i + 1}/{total} {stage.name}[/] ({status}): {stage.description}")
+
     start = time.perf_counter()
     with ray_session(cfg.ray) as session:
         console.print(f"Ray: {session.num_cpus:g} CPUs, {session.num_gpus:g} GPUs, {session.num_nodes} node(s)")
-        rows = probe_videos(videos)
-    seconds = time.perf_counter() - start
-    bad = [row for row in rows if row["error"]]
-    frames = sum(row["frames"] for row in rows)
-    console.print(f"{len(rows)} videos, {frames} frames decoded in {seconds:.1f}s, {len(bad)} rejected")
-
-    console.rule("[bold]3/3 track the run in MLflow")
-    people = sum(v["people"] for v in json.loads((data_dir / "synth.json").read_text())["videos"])
-    metrics = {"videos": len(rows), "frames": frames, "people": people, "rejected": len(bad),
-               "probe_seconds": seconds}
-    first = videos[0]
-    pose = json.loads((first.with_suffix("") / "json" / "annotation_clustering.json").read_text())
-    boxes = json.loads((first.with_suffix("") / "json" / "pose.json").read_text())
-    frame0 = [(b["bbox"], a["label"]) for b, a in zip(boxes, pose) if b["frame"] == 1]
-    with tracking.start_run(DEMO_EXPERIMENT, run_name="demo-platform-check", params=cfg.flat(),
-                            config_yaml=cfg.to_yaml(), tags={"actionops.stage": "demo"}) as run:
-        tracking.log_metrics(metrics)
-        image = read_frames(first)[0]
-        fig = boxes_figure(image, [b for b, _ in frame0], [lab for _, lab in frame0],
-                           title=f"{first.name}, frame 1: ground-truth activities")
-        tracking.log_figure(fig, "figures/ground_truth_frame.png")
-    metrics["run_id"] = run.info.run_id
-    np.set_printoptions(precision=3)
-    return metrics
+        run_pipeline(pipeline, ctx, on_stage=on_stage)
+    metrics = json.loads((Path(out) / "metrics_test.json").read_text())
+    version = tracking.version_by_alias(cfg.clustering.model_name, tracking.CANDIDATE)
+    return {"metrics": metrics, "model": f"{cfg.clustering.model_name} v{version.version}" if version else None,
+            "seconds": time.perf_counter() - start, "out": str(out)}

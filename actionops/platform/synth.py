@@ -31,14 +31,16 @@ import numpy as np
 from actionops.platform.video import write_video
 
 # Bump when the drawing changes, so `synthesize` knows old outputs are stale.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 ACTIVITIES = ("work_at_table", "stand_at_head", "walk_to_trolley", "roam_and_leave")
 JOINTS = (
     "head", "neck", "l_shoulder", "r_shoulder", "l_hand", "r_hand", "l_elbow", "r_elbow",
     "pelvis", "l_knee", "r_knee", "l_foot", "r_foot",
 )  # fmt: skip
 BONES = ((1, 2), (1, 3), (2, 6), (6, 4), (3, 7), (7, 5), (1, 8), (8, 9), (9, 11), (8, 10), (10, 12))
-SCRUB_COLOURS = ((40, 90, 160), (50, 130, 110), (90, 60, 140), (150, 150, 60), (160, 80, 60))
+# Everyone wears scrubs of nearly the same colour, as in a real operating room: activity must be
+# told by motion and place, not by clothing.
+SCRUB_COLOURS = ((52, 110, 150), (48, 104, 146), (56, 116, 156), (50, 112, 142), (54, 106, 152))
 
 
 @dataclass(frozen=True)

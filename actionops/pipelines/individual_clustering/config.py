@@ -16,10 +16,10 @@ class AutoencoderConfig:
     stride: int = 4  # frames between window starts
     width: int = 96  # input size after resizing (reference: 640x360)
     height: int = 72
-    flow_clip: float = 8.0  # flow pixels (at input size) mapped to +-1 for the Tanh decoder
+    flow_clip: float = 4.0  # flow pixels (at input size) mapped to +-1 for the Tanh decoder
     base_channels: int = 16
     latent_channels: int = 64
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 8
     lr: float = 1e-3
 

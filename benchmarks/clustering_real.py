@@ -1,0 +1,131 @@
+"""Benchmark: individual clustering on real video nobody here made (Weizmann, 4 actions).
+
+    python -m benchmarks.clustering_real [--epochs 8]
+
+`../shared/data/weizmann4` (ACTIONOPS_SHARED_DATA) is laid out as an operating-room dataset in
+a temporary folder: one person per video with a full-frame box, the action as the label;
+performers p0-p5 in train/, p6-p8 in test/. The whole pipeline runs (flow, both autoencoders,
+clustering, predict, evaluate) with K = 4, and in the same run a trivial baseline: k-means on
+optical-flow orientation/magnitude histograms on a 4x4 grid. Scores: Hungarian accuracy, NMI,
+ARI per person-window (deep) and per video (both: a video takes its windows' majority cluster).
+Writes benchmarks/results/clustering_real.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED = Path(os.environ.get("ACTIONOPS_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+
+
+def weizmann_as_or_layout(src: Path, dst: Path, test_performers: set[str]) -> pd.DataFrame:
+    """Copy the clips into train/test with a full-frame pose track and the action as annotation."""
+    from actionops.platform.video import probe_video
+
+    labels = pd.read_csv(src / "labels.csv")
+    for row in labels.itertuples():
+        split = "test" if row.performer in test_performers else "train"
+        name = Path(row.path).stem
+        video = dst / split / f"{name}.mp4"
+        video.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / row.path, video)
+        info = probe_video(video)
+        box = [0, 0, info["width"], info["height"]]
+        meta = video.with_suffix("") / "json"
+        meta.mkdir(parents=True)
+        (meta / "pose.json").write_text(json.dumps([{"frame": f + 1, "id": 1, "bbox": box} for f in range(info["frames"])]))
+        (meta / "annotation_clustering.json").write_text(json.dumps(
+            [{"frame": f + 1, "id": 1, "label": row.label} for f in range(info["frames"])]))
+    return labels
+
+
+def video_level(emb: dict) -> tuple[list[str], list[int]]:
+    votes: dict[str, list[int]] = collections.defaultdict(list)
+    truth = {}
+    for vid, cluster, label in zip(emb["video_id"], emb["cluster"], emb["truth"]):
+        votes[str(vid)].append(int(cluster))
+        truth[str(vid)] = str(label)
+    vids = sorted(votes)
+    return [truth[v] for v in vids], [collections.Counter(votes[v]).most_common(1)[0][0] for v in vids]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--set", action="append", default=[], help="extra config overrides")
+    args = parser.parse_args()
+    src = SHARED / "weizmann4"
+    if not src.is_dir():
+        print(f"skipped: {src} not found (set ACTIONOPS_SHARED_DATA)")
+        return
+
+    from actionops.evaluation.baselines import flow_histogram_features, kmeans_baseline
+    from actionops.evaluation.metrics import clustering_scores
+    from actionops.pipelines import load_config
+    from actionops.pipelines.individual_clustering import stages
+    from actionops.platform.cluster import ray_session
+    from actionops.platform.data import compute_flow, index_dataset, load_manifest
+
+    work = Path(tempfile.mkdtemp(prefix="bench_w4_"))
+    os.environ.setdefault("ACTIONOPS_MLRUNS", str(work / "mlruns"))
+    os.environ.setdefault("ACTIONOPS_STORAGE", str(work / "ray_results"))
+    try:
+        data = work / "weizmann4_or"
+        weizmann_as_or_layout(src, data, {"p6", "p7", "p8"})
+        overrides = ["autoencoder.width=64", "autoencoder.height=64", f"autoencoder.epochs={args.epochs}",
+                     f"clustering.epochs={args.epochs}", "clustering.n_clusters=4", "clustering.model_name=weizmann4-clustering",
+                     *args.set]
+        cfg = load_config(None, overrides)
+        ctx = stages.Context(cfg=cfg, dataset=data, out=work / "out")
+        result: dict = {"dataset": "weizmann4 (36 clips, 4 actions, 9 performers)", "split": "train p0-p5, test p6-p8",
+                        "config": overrides}
+        start = time.perf_counter()
+        with ray_session(cfg.ray):
+            index_dataset(data)
+            _, rows = load_manifest(data)
+            compute_flow(rows, method=cfg.flow.method)
+            # baseline first, on the same flow files
+            for split in ("train", "test", "all"):
+                part = [r for r in rows if split == "all" or r["split"] == split]
+                feats = np.stack([flow_histogram_features(np.load(r["flow_path"])) for r in part])
+                truth = [json.loads(Path(r["annotation_path"]).read_text())[0]["label"] for r in part]
+                clusters = kmeans_baseline(feats, 4, seed=0)
+                result.setdefault("baseline_flow_hist_kmeans", {})[split] = clustering_scores(truth, clusters)
+            for name in ("frame", "flow"):
+                stages.train_autoencoder(ctx, name)
+            trained = stages.train_clustering(ctx)
+            result["deep"] = {"train_person_window": trained["train_scores"]}
+            for split in ("train", "test"):
+                stages.predict(ctx, split)
+                result["deep"][f"{split}_person_window"] = {k: v for k, v in stages.evaluate(ctx, split).items()
+                                                           if k in ("hungarian_accuracy", "nmi", "ari", "majority_vote_accuracy")}
+                emb = np.load(ctx.out / "predictions" / split / "embeddings.npz")
+                truth, pred = video_level(emb)
+                result["deep"][f"{split}_video"] = clustering_scores(truth, pred)
+        result["seconds"] = round(time.perf_counter() - start, 1)
+        base, deep = result["baseline_flow_hist_kmeans"], result["deep"]
+        print(f"{'':28s} {'hungarian':>10s} {'nmi':>7s} {'ari':>7s}")
+        for label, scores in [("baseline (all 36 videos)", base["all"]), ("baseline (test videos)", base["test"]),
+                              ("deep, train windows", deep["train_person_window"]),
+                              ("deep, test windows", deep["test_person_window"]), ("deep, test videos", deep["test_video"])]:
+            print(f"{label:28s} {scores['hungarian_accuracy']:10.3f} {scores['nmi']:7.3f} {scores['ari']:7.3f}")
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "clustering_real.json").write_text(json.dumps(result, indent=2, default=float))
+        print(f"wrote {RESULTS / 'clustering_real.json'} ({result['seconds']} s)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

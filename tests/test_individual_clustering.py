@@ -1,0 +1,215 @@
+"""Individual clustering: model maths, metrics, and the pipeline on real Ray Train + MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from actionops.cli.main import app
+from actionops.evaluation.metrics import clustering_scores, hungarian_accuracy, majority_vote_accuracy
+from actionops.models import create_model, list_models
+from actionops.models.autoencoder3d import SPATIAL_STRIDE
+from actionops.models.dec import dec_target, padded_to_rois, student_t_assignment
+from actionops.platform.synth import generate_or_scenes
+
+runner = CliRunner()
+TINY = ["--set", "autoencoder.seq_len=4", "--set", "autoencoder.stride=4", "--set", "autoencoder.width=48",
+        "--set", "autoencoder.height=36", "--set", "autoencoder.base_channels=4", "--set", "autoencoder.latent_channels=8",
+        "--set", "autoencoder.epochs=2", "--set", "clustering.epochs=2", "--set", "clustering.n_clusters=3",
+        "--set", "clustering.ndf=8", "--set", "clustering.kmeans_init=2"]
+
+
+# ----------------------------------------------------------------------------- models and maths
+@pytest.mark.parametrize("name", ["conv3d_autoencoder"])
+def test_autoencoder_shapes(name):
+    model = create_model(name, in_channels=2, base_channels=4, latent_channels=8)
+    x = torch.rand(2, 2, 4, 36, 48) * 2 - 1
+    recon, latent = model(x)
+    assert recon.shape == x.shape and recon.abs().max() <= 1
+    assert latent.shape == (2, 8, 2, 36 // SPATIAL_STRIDE, 48 // SPATIAL_STRIDE)
+    recon.pow(2).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_registry_knows_models_and_rejects_typos():
+    from actionops.errors import ActionopsError
+
+    assert {"conv3d_autoencoder", "person_clustering_head", "individual_clustering"} <= set(list_models())
+    with pytest.raises(ActionopsError, match="did you mean conv3d_autoencoder"):
+        create_model("conv3d_autoencodr")
+
+
+def test_roialign_features_come_from_where_the_box_is():
+    head = create_model("person_clustering_head", latent_channels=1, n_clusters=2, ndf=3, roi_output=2)
+    latent = torch.zeros(1, 1, 2, 9, 12)  # stride 4: input 36 x 48
+    latent[..., 1:5, 5:9] = 1.0  # covers every cell sampled for input box x 24..32, y 8..16
+    rois = torch.tensor([[0, 24.0, 8.0, 32.0, 16.0], [0, 0.0, 24.0, 8.0, 32.0]])
+    z = head.embed_people(latent, rois)
+    bias = head.embed.bias.detach()
+    assert torch.allclose(z[1], bias)  # box over zeros: only the bias
+    expected = head.embed.weight.sum(dim=1).detach() + bias  # pooled features all ones under the box
+    assert torch.allclose(z[0], expected, atol=1e-5)
+
+
+def test_padded_rois():
+    rois = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.float32)
+    out, people = padded_to_rois(rois, mask)
+    assert out.tolist() == [[0, 0, 1, 2, 3], [0, 4, 5, 6, 7], [1, 12, 13, 14, 15]]
+    assert people.tolist() == [0, 1, 3]
+
+
+def test_student_t_and_dec_target_by_hand():
+    q = student_t_assignment(torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 0.0], [1.0, 0.0]]), alpha=1.0)
+    assert torch.allclose(q, torch.tensor([[2 / 3, 1 / 3]]))
+    p = dec_target(torch.tensor([[0.9, 0.1], [0.6, 0.4]]))
+    # f = (1.5, 0.5); q^2/f = [[0.54, 0.02], [0.24, 0.32]]; rows renormalised
+    assert torch.allclose(p, torch.tensor([[0.54 / 0.56, 0.02 / 0.56], [0.24 / 0.56, 0.32 / 0.56]]), atol=1e-6)
+
+
+def test_infer_returns_padded_assignments():
+    model = create_model("individual_clustering", frame_args={"in_channels": 3, "base_channels": 4, "latent_channels": 8},
+                         flow_args={"in_channels": 2, "base_channels": 4, "latent_channels": 8},
+                         head_args={"latent_channels": 8, "n_clusters": 3, "ndf": 4}).eval()
+    batch = {"frames": torch.zeros(2, 3, 4, 36, 48), "flow": torch.zeros(2, 2, 4, 36, 48),
+             "rois": torch.tensor([[[0, 0, 10, 10], [0, 0, 0, 0]], [[5, 5, 20, 30], [1, 1, 9, 9]]], dtype=torch.float32),
+             "mask": torch.tensor([[1.0, 0.0], [1.0, 1.0]]), "spatial": torch.zeros(2, 2, 1)}
+    q = model.infer(batch)
+    assert q.shape == (2, 2, 3) and float(q[0, 1].abs().sum()) == 0.0
+    assert torch.allclose(q[1].sum(dim=1), torch.ones(2))
+
+
+def test_metrics_against_known_permutations():
+    truth = ["a", "a", "b", "b", "c", "c"]
+    scores = clustering_scores(truth, [2, 2, 0, 0, 1, 1])
+    assert scores["hungarian_accuracy"] == 1.0 and scores["nmi"] == pytest.approx(1.0) and scores["ari"] == pytest.approx(1.0)
+    assert hungarian_accuracy(truth, [0, 0, 0, 0, 1, 1]) == pytest.approx(4 / 6)
+    # one cluster for everything: majority vote (many-to-one) and Hungarian agree at 1/3
+    assert majority_vote_accuracy(truth, [0] * 6) == pytest.approx(2 / 6)
+    # more clusters than classes: majority vote is optimistic, Hungarian is not
+    assert majority_vote_accuracy(truth, [0, 1, 2, 3, 4, 5]) == 1.0
+    assert hungarian_accuracy(truth, [0, 1, 2, 3, 4, 5]) == pytest.approx(3 / 6)
+
+
+# ----------------------------------------------------------------------------- the pipeline
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ic") / "or"
+    generate_or_scenes(root, videos=3, frames=16, width=96, height=72, min_people=3, max_people=4, seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(ray_local, scenes, tmp_path_factory):
+    """The whole pipeline once, on 2 Ray Train workers, with a temporary MLflow store."""
+    store = tmp_path_factory.mktemp("mlruns")
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.setenv("ACTIONOPS_MLRUNS", str(store))
+    mp.setenv("ACTIONOPS_STORAGE", str(tmp_path_factory.mktemp("ray_results")))
+    out = tmp_path_factory.mktemp("out")
+    common = [str(scenes), "--out", str(out), *TINY, "--set", "train.num_workers=2", "--set", "flow.method=dis"]
+    results = {}
+    for name, args in [("flow", ["flow", "compute", str(scenes), "--set", "flow.method=dis"]),
+                       ("ae_frame", ["train", "autoencoder", *common, "--datatype", "frame", "--json"]),
+                       ("ae_flow", ["train", "autoencoder", *common, "--datatype", "flow", "--json"]),
+                       ("clustering", ["train", "clustering", *common, "--json"]),
+                       ("predict", ["predict", "clustering", *common, "--stage", "test", "--json"]),
+                       ("evaluate", ["evaluate", "clustering", *common, "--stage", "test", "--json"])]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (name, result.output)
+        results[name] = json.loads(result.stdout) if "--json" in args else result.output
+    yield {"out": out, "results": results, "store": store, "common": common}
+    mp.undo()
+
+
+def test_pipeline_logs_registers_predicts_and_scores(trained, scenes):
+    out, results = trained["out"], trained["results"]
+    assert results["ae_frame"]["epochs"] == 2 and results["clustering"]["epochs"] == 2
+    assert results["clustering"]["registered"] == "individual-clustering v1"
+    client = mlflow.MlflowClient()
+    runs = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["individual-clustering"], output_format="list")}
+    assert {"autoencoder-frame", "autoencoder-flow", "clustering", "predict-test", "evaluate-test"} <= set(runs)
+    history = client.get_metric_history(runs["clustering"].info.run_id, "kl")
+    assert [m.step for m in history] == [1, 2]  # per-epoch metrics from rank 0
+    figures = {a.path for a in client.list_artifacts(runs["clustering"].info.run_id, "figures")}
+    assert {"figures/loss_curves.png", "figures/embeddings_tsne.png", "figures/embeddings_pca.png",
+            "figures/confusion_train.png"} <= figures
+    version = client.get_model_version_by_alias("individual-clustering", "candidate")
+    assert str(version.version) == "1"
+    # predictions: one JSON per test video with [{"frame", "id", "label"}]
+    test_videos = sorted(p.stem for p in (scenes / "test").glob("*.mp4"))
+    pred_dir = out / "predictions" / "test"
+    assert sorted(p.stem for p in pred_dir.glob("*.json")) == test_videos
+    records = json.loads((pred_dir / f"{test_videos[0]}.json").read_text())
+    assert records and set(records[0]) == {"frame", "id", "label"} and 0 <= records[0]["label"] < 3
+    assert (pred_dir / "boxes.mp4").stat().st_size > 0
+    metrics = json.loads((out / "metrics_test.json").read_text())
+    for key in ("hungarian_accuracy", "nmi", "ari", "majority_vote_accuracy"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics == {**metrics, **results["evaluate"]}
+
+
+def test_predict_from_registry_alias_matches_local_checkpoint(trained, scenes, tmp_path):
+    local = np.load(trained["out"] / "predictions" / "test" / "embeddings.npz")
+    result = runner.invoke(app, ["predict", "clustering", *trained["common"][:1], "--out", str(tmp_path), *TINY,
+                                 "--model", "models:/individual-clustering@candidate", "--json"])
+    assert result.exit_code == 0, result.output
+    remote = np.load(tmp_path / "predictions" / "test" / "embeddings.npz")
+    np.testing.assert_allclose(remote["embedding"], local["embedding"], rtol=1e-5, atol=1e-5)
+    assert (remote["cluster"] == local["cluster"]).all()
+    pyfunc = mlflow.pyfunc.load_model("models:/individual-clustering@candidate")
+    assert pyfunc.metadata.signature is not None
+
+
+def test_worker_failure_recovers_from_checkpoint(trained, scenes, tmp_path):
+    """One of 2 workers raises once after epoch 1; FailureConfig restarts from that checkpoint."""
+    result = runner.invoke(app, ["train", "autoencoder", str(scenes), "--out", str(tmp_path), *TINY, "--datatype", "frame",
+                                 "--set", "train.num_workers=2", "--set", "train.max_failures=1",
+                                 "--set", "train.fault_at_epoch=1", "--set", "autoencoder.epochs=3", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["epochs"] == 3
+    marker = Path(os.environ["ACTIONOPS_STORAGE"]) / summary["run_name"] / ".fault-injected"
+    assert json.loads(marker.read_text()) == {"epoch": 1, "rank": 1}  # the fault did happen
+
+
+def test_killed_run_resumes_with_same_epochs(trained, scenes, tmp_path):
+    """No retries: the injected fault kills the run after epoch 1; --resume finishes epochs 2-3."""
+    args = ["train", "autoencoder", str(scenes), "--out", str(tmp_path), *TINY, "--datatype", "flow",
+            "--set", "autoencoder.epochs=3", "--set", "train.max_failures=0"]
+    failed = runner.invoke(app, [*args, "--set", "train.fault_at_epoch=1"])
+    assert failed.exit_code != 0 and "--resume" in str(failed.exception)
+    assert not (tmp_path / "ae_flow.pt").exists()
+    resumed = runner.invoke(app, [*args, "--resume", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads(resumed.stdout)
+    assert summary["epochs"] == 3
+    state = torch.load(tmp_path / "ae_flow.pt", weights_only=True)
+    assert state["epoch"] == 3
+
+
+def test_bad_inputs_are_clear_errors(trained, scenes, tmp_path):
+    common = [str(scenes), "--out", str(trained["out"]), *TINY]
+    coor = next((scenes / "train").glob("*/coor.npy"))
+    moved = coor.with_name("coor.moved")
+    coor.rename(moved)
+    try:
+        result = runner.invoke(app, ["train", "clustering", *common, "--set", "clustering.add_spatial_feature=true"])
+    finally:
+        moved.rename(coor)
+    assert result.exit_code != 0 and "missing table centre" in str(result.exception)
+    assert "coor.npy" in str(result.exception)
+    many = runner.invoke(app, ["train", "clustering", *common, "--set", "clustering.n_clusters=500"])
+    assert "clustering.n_clusters=500" in str(many.exception)
+    fresh = tmp_path / "noflow"
+    generate_or_scenes(fresh, videos=2, frames=8, width=64, height=48, seed=9)
+    noflow = runner.invoke(app, ["train", "autoencoder", str(fresh), "--out", str(tmp_path / "o"), *TINY, "--datatype", "flow"])
+    assert "missing optical flow" in str(noflow.exception) and "flow compute" in noflow.exception.hint
