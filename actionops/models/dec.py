@@ -7,6 +7,8 @@
       Linear(L*25 -> ndf) -> z_vis (R, ndf)
       optional spatial feature d = |box centre - table centre| / |(W, H)|, Linear(1 -> ndf) -> z_spc
       z = 4 z_vis + z_spc
+      optional motion descriptor m (per-person flow orientation histograms, sqrt + L2 normalised):
+      z = [z / |z|, motion_weight * m]  (our addition, off by default: see README "Quality")
       q = Student-t soft assignment of z to K centroids (alpha)       (R, K)
 Fixes over the reference: boxes are scaled once (1/stride; the reference scaled twice, 1/64); centroids come from k-means
 on the embeddings (`init_centroids`); the DEC target is computed over a whole batch/dataset.
@@ -48,15 +50,19 @@ class PersonClusteringHead(nn.Module):
     """Latents + person boxes -> embeddings and soft cluster assignments."""
 
     def __init__(self, latent_channels: int, n_clusters: int, ndf: int, alpha: float, roi_output: int,
-                 spatial_scale: float, aligned: bool, add_spatial_feature: bool) -> None:
+                 spatial_scale: float, aligned: bool, add_spatial_feature: bool, motion_dim: int = 0,
+                 motion_weight: float = 1.0) -> None:
         super().__init__()
         self.alpha, self.roi_output, self.spatial_scale, self.aligned = alpha, roi_output, spatial_scale, aligned
+        self.motion_dim, self.motion_weight = motion_dim, motion_weight
         self.embed = nn.Linear(latent_channels * roi_output * roi_output, ndf)
         self.spatial = nn.Linear(1, ndf) if add_spatial_feature else None
-        self.centroids = nn.Parameter(torch.randn(n_clusters, ndf) * 0.1)
+        self.centroids = nn.Parameter(torch.randn(n_clusters, ndf + motion_dim) * 0.1)
 
-    def embed_people(self, latent: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None) -> torch.Tensor:
-        """latent (B, L, T', h, w), rois (R, 5) [batch index, x1, y1, x2, y2] in input pixels -> (R, ndf)."""
+    def embed_people(self, latent: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None,
+                     motion: torch.Tensor | None = None) -> torch.Tensor:
+        """latent (B, L, T', h, w), rois (R, 5) [batch index, x1, y1, x2, y2] in input pixels,
+        spatial (R, 1), motion (R, motion_dim) -> (R, ndf + motion_dim)."""
         pooled = latent.mean(dim=2)
         feats = roi_align(pooled, rois, output_size=self.roi_output, spatial_scale=self.spatial_scale,
                           sampling_ratio=2, aligned=self.aligned)
@@ -65,10 +71,15 @@ class PersonClusteringHead(nn.Module):
             if spatial is None:
                 raise ValueError("the model has the spatial feature on: pass the distances")
             z = 4.0 * z + self.spatial(spatial)
+        if self.motion_dim:
+            if motion is None:
+                raise ValueError("the model has the motion feature on: pass the descriptors")
+            z = torch.cat([torch.nn.functional.normalize(z, dim=1), self.motion_weight * motion], dim=1)
         return z
 
-    def forward(self, latent: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None):
-        z = self.embed_people(latent, rois, spatial)
+    def forward(self, latent: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None,
+                motion: torch.Tensor | None = None):
+        z = self.embed_people(latent, rois, spatial, motion)
         return z, student_t_assignment(z, self.centroids, self.alpha)
 
     @torch.no_grad()
@@ -80,10 +91,11 @@ class PersonClusteringHead(nn.Module):
 @register_model("person_clustering_head")
 def person_clustering_head(*, latent_channels: int = 64, n_clusters: int = 4, ndf: int = 32, alpha: float = 2.0,
                            roi_output: int = 5, spatial_scale: float = 1 / 4, aligned: bool = True,
-                           add_spatial_feature: bool = False) -> PersonClusteringHead:
+                           add_spatial_feature: bool = False, motion_dim: int = 0,
+                           motion_weight: float = 1.0) -> PersonClusteringHead:
     """DEC clustering head over person RoIs of fused autoencoder latents."""
     return PersonClusteringHead(latent_channels, n_clusters, ndf, alpha, roi_output, spatial_scale, aligned,
-                                add_spatial_feature)
+                                add_spatial_feature, motion_dim, motion_weight)
 
 
 class IndividualClusteringModel(nn.Module):
@@ -97,25 +109,31 @@ class IndividualClusteringModel(nn.Module):
         return self.frame_ae.encode(frames) + self.flow_ae.encode(flow)
 
     def forward(self, frames: torch.Tensor, flow: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None,
-                reconstruct: bool = False):
+                motion: torch.Tensor | None = None, reconstruct: bool = False):
         """(embeddings (R, ndf), q (R, K)); with `reconstruct` also both reconstructions (for
         joint training, so DDP sees every output in one forward)."""
         frame_latent = self.frame_ae.encode(frames)
         flow_latent = self.flow_ae.encode(flow)
-        z, q = self.head(frame_latent + flow_latent, rois, spatial)
+        z, q = self.head(frame_latent + flow_latent, rois, spatial, motion)
         if not reconstruct:
             return z, q
         size = tuple(frames.shape[2:])
         return z, q, self.frame_ae.decode(frame_latent, size), self.flow_ae.decode(flow_latent, size)
 
 
-    def infer(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Serving entry point: padded windows {frames (B,3,T,H,W), flow (B,2,T,H,W), rois (B,P,4),
-        mask (B,P), spatial (B,P,1)} -> soft assignments (B, P, K), zeros for padding."""
-        b, p, _ = batch["rois"].shape
+    def person_inputs(self, batch: dict[str, torch.Tensor]):
+        """Padded batch -> (rois (R, 5), spatial (R, 1) or None, motion (R, D) or None, flat indices)."""
         rois, people = padded_to_rois(batch["rois"], batch["mask"])
         spatial = batch["spatial"].reshape(-1, 1)[people] if self.head.spatial is not None else None
-        _, q = self(batch["frames"], batch["flow"], rois, spatial)
+        motion = batch["motion"].reshape(-1, self.head.motion_dim)[people] if self.head.motion_dim else None
+        return rois, spatial, motion, people
+
+    def infer(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Serving entry point: padded windows {frames (B,3,T,H,W), flow (B,2,T,H,W), rois (B,P,4),
+        mask (B,P), spatial (B,P,1), motion (B,P,D)} -> soft assignments (B, P, K), zeros for padding."""
+        b, p, _ = batch["rois"].shape
+        rois, spatial, motion, people = self.person_inputs(batch)
+        _, q = self(batch["frames"], batch["flow"], rois, spatial, motion)
         out = torch.zeros(b * p, q.shape[1], dtype=q.dtype)
         out[people] = q
         return out.reshape(b, p, -1)

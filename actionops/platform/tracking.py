@@ -291,9 +291,10 @@ def _quiet_mlflow() -> None:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Alembic's migration INFO lines on first use of a SQLite store are noise to a user.
-    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils", "mlflow.pyfunc",
-                 "mlflow.models.model", "mlflow.tracking._model_registry.fluent"):
+    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("mlflow.pyfunc", "mlflow.models.model"):  # notices about our own pyfunc wrapper
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class CheckpointModel:
@@ -344,9 +345,9 @@ def log_checkpoint_model(
     module.eval()
     with torch.no_grad():
         output = module.infer({k: torch.as_tensor(np.asarray(v)) for k, v in input_example.items()}).numpy()
-    python_model = type("ActionopsCheckpointModel", (CheckpointModel, mlflow.pyfunc.PythonModel), {})()
     with warnings.catch_warnings():  # cloudpickle and type-hint notices about our own wrapper class
         warnings.simplefilter("ignore")
+        python_model = type("ActionopsCheckpointModel", (CheckpointModel, mlflow.pyfunc.PythonModel), {})()
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=python_model,

@@ -40,6 +40,10 @@ class ClusteringConfig:
     alpha: float = 2.0
     roialign: RoIAlignConfig = field(default_factory=RoIAlignConfig)
     add_spatial_feature: bool = False  # needs coor.npy (table centre) beside each video
+    add_motion_feature: bool = False  # our addition: per-person flow orientation histograms
+    motion_grid: int = 2  # grid cells per side of the person box
+    motion_bins: int = 8  # orientation bins (weighted by magnitude, sqrt + L2 normalised)
+    motion_weight: float = 1.0  # scale of the descriptor against the L2-normalised deep embedding
     epochs: int = 6
     batch_size: int = 8
     update_interval: int = 1  # epochs between DEC target refreshes (computed over the whole shard)

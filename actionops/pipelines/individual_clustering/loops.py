@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 
 
+MODEL_KEYS = ("frames", "flow", "rois", "mask", "spatial", "motion")
+
+
 def _unwrap(model: Any) -> Any:
     return model.module if hasattr(model, "module") else model
 
@@ -68,7 +71,6 @@ def clustering_loop(config: dict) -> None:
 
     from actionops.models import create_model
     from actionops.models.dec import dec_target
-    from actionops.models.dec import padded_to_rois as batch_rois
     from actionops.platform.train import load_checkpoint, worker_context
 
     ctx = worker_context(config)
@@ -89,21 +91,19 @@ def clustering_loop(config: dict) -> None:
         scheduler.load_state_dict(state["scheduler"])
     start = state["epoch"] if state else 0
     shard = ray.train.get_dataset_shard("train")
-    keys = ("frames", "flow", "rois", "mask", "spatial")
-    spatial_on = config["model_args"]["head_args"]["add_spatial_feature"]
+    keys = MODEL_KEYS
     targets: dict[str, torch.Tensor] = {}
     for epoch in range(start, config["epochs"]):
         if not targets or (epoch - start) % config["update_interval"] == 0:
-            targets = _dec_targets(model, shard, config, ctx, keys, spatial_on, dec_target)
+            targets = _dec_targets(model, shard, config, ctx, keys, dec_target)
         sums = {"loss": 0.0, "mse_frame": 0.0, "mse_flow": 0.0, "kl": 0.0}
         batches = 0
         model.train()
         for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
             t = _tensors(batch, keys, ctx.device)
-            rois, people = batch_rois(t["rois"], t["mask"])
-            spatial = t["spatial"].reshape(-1, 1)[people] if spatial_on else None
+            rois, spatial, motion, _ = core.person_inputs(t)
             with ctx.autocast():
-                _, q, rec_frame, rec_flow = model(t["frames"], t["flow"], rois, spatial, reconstruct=True)
+                _, q, rec_frame, rec_flow = model(t["frames"], t["flow"], rois, spatial, motion, reconstruct=True)
             p = torch.cat([targets[_key(v, s)] for v, s in zip(batch["video_id"], batch["start"])]).to(ctx.device)
             kl = F.kl_div(q.float().clamp_min(1e-8).log(), p, reduction="batchmean")
             mse_frame = F.mse_loss(rec_frame.float(), t["frames"])
@@ -125,20 +125,18 @@ def _key(video_id: Any, start: Any) -> str:
     return f"{video_id}@{int(start)}"
 
 
-def _dec_targets(model, shard, config, ctx, keys, spatial_on, dec_target) -> dict:
+def _dec_targets(model, shard, config, ctx, keys, dec_target) -> dict:
     """q for every person of the shard (no grad), then p over all of them, split per window."""
     import torch
 
-    from actionops.models.dec import padded_to_rois as batch_rois
-
+    core = _unwrap(model)
     model.eval()
     qs, owners = [], []
     with torch.no_grad():
         for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
             t = _tensors(batch, keys, ctx.device)
-            rois, people = batch_rois(t["rois"], t["mask"])
-            spatial = t["spatial"].reshape(-1, 1)[people] if spatial_on else None
-            _, q = model(t["frames"], t["flow"], rois, spatial)
+            rois, spatial, motion, _ = core.person_inputs(t)
+            _, q = model(t["frames"], t["flow"], rois, spatial, motion)
             qs.append(q.float().cpu())
             counts = t["mask"].sum(dim=1).long().tolist()
             owners += [(_key(v, s), n) for v, s, n in zip(batch["video_id"], batch["start"], counts)]

@@ -89,7 +89,12 @@ def _head_args(cfg: Config) -> dict:
     c = cfg.clustering
     return {"latent_channels": cfg.autoencoder.latent_channels, "n_clusters": c.n_clusters, "ndf": c.ndf,
             "alpha": c.alpha, "roi_output": c.roialign.output_size, "spatial_scale": 1.0 / SPATIAL_STRIDE,
-            "aligned": c.roialign.aligned, "add_spatial_feature": c.add_spatial_feature}
+            "aligned": c.roialign.aligned, "add_spatial_feature": c.add_spatial_feature,
+            "motion_dim": motion_dim(c), "motion_weight": c.motion_weight}
+
+
+def motion_dim(c) -> int:
+    return c.motion_grid * c.motion_grid * c.motion_bins if c.add_motion_feature else 0
 
 
 def _save(path: Path, state: dict) -> None:
@@ -153,20 +158,19 @@ def _clustering_model(cfg: Config, frame_state: dict | None = None, flow_state: 
     return model, model_args
 
 
-def embed_windows(model, ds, batch_size: int, spatial_on: bool) -> dict[str, Any]:
+def embed_windows(model, ds, batch_size: int) -> dict[str, Any]:
     """Embeddings and soft assignments of every person of `ds` (driver side, no grad)."""
     import torch
 
-    from actionops.models.dec import padded_to_rois as batch_rois
+    from actionops.pipelines.individual_clustering.loops import MODEL_KEYS
 
     model.eval()
     out: dict[str, list] = {"z": [], "q": [], "video_id": [], "start": [], "id": [], "truth": [], "rois": []}
     with torch.no_grad():
         for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
-            t = {k: torch.from_numpy(np.array(batch[k])) for k in ("frames", "flow", "rois", "mask", "spatial")}
-            rois, people = batch_rois(t["rois"], t["mask"])
-            spatial = t["spatial"].reshape(-1, 1)[people] if spatial_on else None
-            z, q = model(t["frames"], t["flow"], rois, spatial)
+            t = {k: torch.from_numpy(np.array(batch[k])) for k in MODEL_KEYS}
+            rois, spatial, motion, _ = model.person_inputs(t)
+            z, q = model(t["frames"], t["flow"], rois, spatial, motion)
             out["z"].append(z.numpy())
             out["q"].append(q.numpy())
             mask = batch["mask"] > 0
@@ -177,7 +181,7 @@ def embed_windows(model, ds, batch_size: int, spatial_on: bool) -> dict[str, Any
                 out["id"] += [int(v) for v in batch["ids"][i][:n]]
                 out["truth"] += [str(v) for v in list(batch["labels"][i])[:n]]
             out["rois"].append(batch["rois"][mask])
-    dim = model.head.centroids.shape
+    dim = model.head.centroids.shape  # (K, embedding dim)
     return {"z": np.concatenate(out["z"]) if out["z"] else np.zeros((0, dim[1])),
             "q": np.concatenate(out["q"]) if out["q"] else np.zeros((0, dim[0])),
             "rois": np.concatenate(out["rois"]) if out["rois"] else np.zeros((0, 4)),
@@ -202,10 +206,11 @@ def train_clustering(ctx: Context) -> dict:
     _require_flow(rows)
     frame_state, flow_state = load_state(ctx.out / "ae_frame.pt"), load_state(ctx.out / "ae_flow.pt")
     max_people = max(int(r["people"]) for r in rows)
-    ds = window_dataset(rows, cfg.autoencoder, people=max_people, spatial=c.add_spatial_feature).materialize()
+    ds = window_dataset(rows, cfg.autoencoder, people=max_people, spatial=c.add_spatial_feature,
+                        motion=(c.motion_grid, c.motion_bins)).materialize()
     torch.manual_seed(cfg.train.seed)
     model, model_args = _clustering_model(cfg, frame_state, flow_state)
-    init = embed_windows(model, ds, c.batch_size, c.add_spatial_feature)
+    init = embed_windows(model, ds, c.batch_size)
     if len(init["z"]) < c.n_clusters:
         raise DataError(f"{len(init['z'])} people in the training windows but clustering.n_clusters={c.n_clusters}",
                         "lower clustering.n_clusters or add videos")
@@ -228,7 +233,7 @@ def train_clustering(ctx: Context) -> dict:
         curves = {k: [h[k] for h in result.history] for k in ("loss", "mse_frame", "mse_flow", "kl")}
         tracking.log_figure(loss_curves_figure(curves, "joint training"), "figures/loss_curves.png")
         model.load_state_dict(state["model"])
-        emb = embed_windows(model, ds, c.batch_size, c.add_spatial_feature)
+        emb = embed_windows(model, ds, c.batch_size)
         clusters = emb["q"].argmax(1)
         colourings = {"cluster": clusters.tolist()}
         labelled = emb["truth"] != ""
@@ -253,7 +258,9 @@ def train_clustering(ctx: Context) -> dict:
 def _model_example(ds) -> dict[str, np.ndarray]:
     """Two windows as a numpy input example for the MLflow signature."""
     batch = next(iter(ds.iter_batches(batch_size=2, batch_format="numpy")))
-    return {k: np.ascontiguousarray(batch[k]).astype(np.float32) for k in ("frames", "flow", "rois", "mask", "spatial")}
+    from actionops.pipelines.individual_clustering.loops import MODEL_KEYS
+
+    return {k: np.ascontiguousarray(batch[k]).astype(np.float32) for k in MODEL_KEYS}
 
 
 # ----------------------------------------------------------------------------- stage: predict
@@ -266,11 +273,14 @@ def predict(ctx: Context, split: str, model_uri: str | None = None) -> dict:
     rows = manifest_rows(ctx, split)
     _require_flow(rows)
     checkpoint = tracking.load_checkpoint_state(model_uri) if model_uri else load_state(ctx.out / "clustering.pt")
-    model, _ = _clustering_model(cfg)
+    from actionops.models import create_model
+
+    model = create_model(checkpoint["model_name"], **checkpoint["model_args"])
     model.load_state_dict(checkpoint["model"])
-    spatial_on = bool(checkpoint["model_args"]["head_args"]["add_spatial_feature"])
-    ds = window_dataset(rows, cfg.autoencoder, people=max(int(r["people"]) for r in rows), spatial=spatial_on)
-    emb = embed_windows(model, ds, cfg.clustering.batch_size, spatial_on)
+    head = checkpoint["model_args"]["head_args"]
+    ds = window_dataset(rows, cfg.autoencoder, people=max(int(r["people"]) for r in rows),
+                        spatial=bool(head["add_spatial_feature"]), motion=(cfg.clustering.motion_grid, cfg.clustering.motion_bins))
+    emb = embed_windows(model, ds, cfg.clustering.batch_size)
     clusters = emb["q"].argmax(1)
     folder = ctx.out / "predictions" / split
     folder.mkdir(parents=True, exist_ok=True)

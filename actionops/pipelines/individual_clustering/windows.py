@@ -5,6 +5,7 @@ Built on `platform.data.person_window_dataset`. Each row is one window of one vi
     rois    (P, 4) boxes in input pixels (x1, y1, x2, y2), padded to P = max people
     mask    (P,) 1 for a real person             ids    (P,) person ids (-1 padding)
     labels  [P] true label or ""                  spatial (P, 1) distance to the table centre
+    motion  (P, D) flow orientation histograms in each box (zeros without flow)
     video_id, start
 Padding to a fixed P keeps Ray Data batches rectangular.
 """
@@ -39,8 +40,23 @@ def table_centres(rows: Sequence[dict], required: bool) -> dict[str, np.ndarray]
     return out
 
 
+def box_motion(flow: np.ndarray, boxes: np.ndarray, grid: int, bins: int) -> np.ndarray:
+    """Per box (input pixels) the flow orientation-histogram descriptor: (2, T, H, W), (P, 4) -> (P, D)."""
+    from actionops.evaluation.baselines import flow_histogram_features
+
+    field = flow.transpose(1, 2, 3, 0)  # (T, H, W, 2)
+    h, w = field.shape[1:3]
+    out = np.zeros((len(boxes), grid * grid * bins), np.float32)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        x1, y1 = int(max(0, np.floor(x1))), int(max(0, np.floor(y1)))
+        x2, y2 = int(min(w, np.ceil(x2))), int(min(h, np.ceil(y2)))
+        if x2 - x1 >= grid and y2 - y1 >= grid:
+            out[i] = flow_histogram_features(field[:, y1:y2, x1:x2], grid, bins)
+    return out
+
+
 def window_dataset(rows: Sequence[dict], ae_cfg, *, frames: bool = True, flow: bool = True,
-                   people: int | None = None, spatial: bool = False):
+                   people: int | None = None, spatial: bool = False, motion: tuple[int, int] = (2, 8)):
     """The Ray Dataset of padded rows for `rows` (manifest rows of the operating-room layout)."""
     from actionops.platform.data import person_window_dataset
 
@@ -68,6 +84,10 @@ def window_dataset(rows: Sequence[dict], ae_cfg, *, frames: bool = True, flow: b
             w, h = sizes[row["video_id"]]
             dist[:n] = table_distances(boxes, tables[row["video_id"]], w, h)
         out["spatial"] = dist
+        grid, bins = motion
+        out["motion"] = np.zeros((max_people, grid * grid * bins), np.float32)
+        if flow:
+            out["motion"][:n] = box_motion(row["flow"].transpose(1, 0, 2, 3), rois[:n], grid, bins)
         if frames:
             out["frames"] = np.ascontiguousarray(row["frames"].transpose(1, 0, 2, 3))
         if flow:
