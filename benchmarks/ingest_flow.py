@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=16)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--size", default="320x240")
-    parser.add_argument("--chunk-frames", type=int, default=150)
+    parser.add_argument("--chunk-frames", type=int, default=300)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 

@@ -155,6 +155,8 @@ def test_pipeline_logs_registers_predicts_and_scores(trained, scenes):
     for key in ("hungarian_accuracy", "nmi", "ari", "majority_vote_accuracy"):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics == {**metrics, **results["evaluate"]}
+    headline = json.loads((out / "metrics.json").read_text())
+    assert headline["test"]["hungarian_accuracy"] == metrics["hungarian_accuracy"]
 
 
 def test_predict_from_registry_alias_matches_local_checkpoint(trained, scenes, tmp_path):

@@ -16,24 +16,6 @@ def _plt():
     return plt
 
 
-def boxes_figure(frame: np.ndarray, boxes: Sequence[Sequence[float]], labels: Sequence[str], title: str = ""):
-    """One RGB frame with boxes [x1, y1, x2, y2] outlined and captioned, colour per label."""
-    plt = _plt()
-    names = sorted(set(labels))
-    cmap = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(6, 6 * frame.shape[0] / frame.shape[1]))
-    ax.imshow(frame)
-    for box, label in zip(boxes, labels):
-        x1, y1, x2, y2 = box[:4]
-        colour = cmap(names.index(label) % 10)
-        ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1.5))
-        ax.text(x1, y1 - 1, label, color=colour, fontsize=6, va="bottom")
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
 def loss_curves_figure(curves: dict[str, Sequence[float]], title: str = "training loss"):
     """One line per named curve against epoch (1-based)."""
     plt = _plt()

@@ -329,7 +329,7 @@ def person_window_dataset(
         if not r.get("pose_path"):
             raise DataError(f"{r['video_id']} has no pose.json", "person windows need the operating-room layout")
         if with_flow and not Path(r["flow_path"]).is_file():
-            raise DataError(f"missing optical flow {r['flow_path']}", f"run `actionops flow compute` on the dataset first")
+            raise DataError(f"missing optical flow {r['flow_path']}", "run `actionops flow compute` on the dataset first")
     items = [{"video_id": r["video_id"], "path": r["path"], "pose_path": r["pose_path"], "flow_path": r["flow_path"],
               "annotation_path": r.get("annotation_path") or "", "frames": int(r["frames"]),
               "width": int(r["width"]), "height": int(r["height"])} for r in rows]

@@ -6,14 +6,14 @@ Outputs go under `out` (default `outputs/individual_clustering/<dataset name>/`)
     predictions/<split>/<video>.json   [{"frame" (1-based), "id", "label" (cluster)}]
     predictions/<split>/embeddings.npz video_id, start, id, embedding, cluster, truth
     predictions/<split>/boxes.mp4      one video with coloured boxes and cluster ids
-    metrics_<split>.json           evaluation scores
+    metrics_<split>.json           evaluation scores of a split (per-class report, contingency)
+    metrics.json                   headline scores of every evaluated split
 Every stage logs a run to the MLflow experiment `individual-clustering`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,10 @@ def train_clustering(ctx: Context) -> dict:
             colourings["true label"] = emb["truth"].tolist()
             scores = clustering_scores(emb["truth"][labelled], clusters[labelled])
             tracking.log_metrics({f"train_{k}": v for k, v in scores.items()})
+            # the k-means initialisation alone, to see what joint DEC training adds or loses
+            init_scores = clustering_scores(init["truth"][labelled], kmeans.labels_[labelled])
+            tracking.log_metrics({f"train_init_{k}": v for k, v in init_scores.items()})
+            scores["init_hungarian_accuracy"] = init_scores["hungarian_accuracy"]
             table, rows_, cols = contingency(emb["truth"][labelled], clusters[labelled])
             tracking.log_figure(confusion_matrix_figure(table, rows_, [f"cluster {v}" for v in cols],
                                                         "train: true label x cluster", "cluster"), "figures/confusion_train.png")
@@ -377,8 +381,11 @@ def evaluate(ctx: Context, split: str) -> dict:
                "note": "majority_vote_accuracy maps clusters many-to-one on the scored data (optimistic)",
                "hungarian_mapping": mapping, "per_class": report["per_class"],
                "contingency": {"rows": classes, "cols": [str(v) for v in cols], "counts": table.tolist()}}
-    target = ctx.out / f"metrics_{split}.json"
-    target.write_text(json.dumps(metrics, indent=2))
+    (ctx.out / f"metrics_{split}.json").write_text(json.dumps(metrics, indent=2))
+    summary_path = ctx.out / "metrics.json"  # headline scores of every evaluated split (for DVC)
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary[split] = scores
+    summary_path.write_text(json.dumps(summary, indent=2))
     with tracking.start_run(EXPERIMENT, run_name=f"evaluate-{split}", params=ctx.cfg.flat(),
                             tags={"actionops.stage": f"evaluate_{split}"}):
         tracking.log_metrics({f"{split}_{k}": v for k, v in scores.items()})
@@ -388,8 +395,3 @@ def evaluate(ctx: Context, split: str) -> dict:
 
         mlflow.log_dict(metrics, f"metrics_{split}.json")
     return metrics
-
-
-def timed(fn, *args, **kwargs) -> tuple[Any, float]:
-    start = time.perf_counter()
-    return fn(*args, **kwargs), time.perf_counter() - start
