@@ -290,6 +290,8 @@ def _quiet_mlflow() -> None:
     import logging
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # our pyfunc wrapper has a signature from an input example; MLflow's type-hint probe still warns
+    warnings.filterwarnings("ignore", message="Failed to infer signature from type hint")
     # Alembic's migration INFO lines on first use of a SQLite store are noise to a user.
     for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
