@@ -245,6 +245,11 @@ def version_by_alias(name: str, alias: str) -> Any | None:
         return None
 
 
+def _cannot_load(model_uri: str, exc: Exception) -> ActionopsError:
+    return ActionopsError(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}",
+                          "list registered models with `actionops registry list`")
+
+
 def load_model(model_uri: str) -> Any:
     """Load a PyTorch model from `models:/NAME@ALIAS`, `models:/NAME/VERSION` or `runs:/...`."""
     import mlflow
@@ -254,10 +259,7 @@ def load_model(model_uri: str) -> Any:
     try:
         return mlflow.pytorch.load_model(model_uri, map_location="cpu")
     except MlflowException as exc:
-        raise ActionopsError(
-            f"cannot load model {model_uri}: {str(exc).splitlines()[0]}",
-            "list registered models with `actionops registry list`",
-        ) from None
+        raise _cannot_load(model_uri, exc) from None
 
 
 def list_registered_models() -> list[dict[str, Any]]:
@@ -373,8 +375,7 @@ def load_checkpoint_state(model_uri: str) -> dict[str, Any]:
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     except MlflowException as exc:
-        raise ActionopsError(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}",
-                             "list registered models with `actionops registry list`") from None
+        raise _cannot_load(model_uri, exc) from None
     found = sorted(local.glob("artifacts/*.pt"))
     if not found:
         raise ActionopsError(f"{model_uri} holds no actionops checkpoint", "log it with log_checkpoint_model")

@@ -7,6 +7,7 @@ from pathlib import Path
 from actionops.pipelines.individual_clustering import stages
 from actionops.pipelines.registry import Pipeline, Stage, register_pipeline
 from actionops.platform.data import MANIFEST_NAME
+from actionops.platform.layout import VIDEO_SUFFIXES
 
 
 def _manifest(ctx) -> Path:
@@ -14,7 +15,7 @@ def _manifest(ctx) -> Path:
 
 
 def _videos(ctx) -> list[Path]:
-    return sorted(p for p in Path(ctx.dataset).glob("*/*") if p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"))
+    return sorted(p for p in Path(ctx.dataset).glob("*/*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
 def _index(ctx) -> dict:
