@@ -60,10 +60,13 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the last int
 
 
 def stage_context(dataset: Path, out: Optional[Path], params, sets, address, resume: bool = False,
-                  json_out: bool = False, **overrides):
-    """Config + Context for an individual-clustering stage (no chatter on stdout with --json)."""
-    from actionops.pipelines.individual_clustering.stages import Context, default_out
+                  json_out: bool = False, pipeline: str = "individual_clustering", **overrides):
+    """Config + Context for a pipeline's stage (no chatter on stdout with --json)."""
+    import importlib
 
+    from actionops.pipelines.context import Context
+
+    default_out = importlib.import_module(f"actionops.pipelines.{pipeline}.stages").default_out
     cfg = load_cfg(params, sets, ray__address=address, **overrides)
     return Context(cfg=cfg, dataset=Path(dataset), out=Path(out) if out else default_out(dataset),
                    console=err_console if json_out else console, resume=resume)

@@ -42,3 +42,32 @@ def clustering(
     with ray_session(ctx.cfg.ray):
         result = predict(ctx, stage, model)
     show_result(f"predictions ({stage})", result, json_out)
+
+
+@app.command("classifier")
+def classifier(
+    videos: Annotated[list[Path], typer.Argument(help="Video files and/or folders of videos.")],
+    model: Annotated[str, typer.Option("--model", help="models:/clip-classifier@champion, or a classifier.pt file.")],
+    out: Annotated[Path, typer.Option("--out", help="Where predictions.json and predictions.csv go.")] = Path("outputs/predictions"),
+    address: AddressOpt = None,
+    params: ParamsOpt = None,
+    set_: SetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Label videos with a classifier: sliding windows (classifier.window_frames frames every
+    classifier.window_stride) scored as a Ray Data batch-inference job, the model loaded once
+    per actor. Writes per-window scores (CSV) and a label per video (JSON).
+
+    \b
+    Example:
+      actionops predict classifier new_videos/ --model models:/clip-classifier@champion
+      actionops predict classifier a.mp4 b.mp4 --model outputs/clip_classification/clips/classifier.pt
+    """
+    from actionops.cli.common import console, err_console, load_cfg
+    from actionops.pipelines.clip_classification.stages import predict_classifier
+    from actionops.platform.cluster import ray_session
+
+    cfg = load_cfg(params, set_, ray__address=address)
+    with ray_session(cfg.ray):
+        result = predict_classifier(cfg, videos, out, model, err_console if json_out else console)
+    show_result("classifier predictions", result, json_out)

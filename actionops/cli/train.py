@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -70,3 +70,39 @@ def clustering(
     with ray_session(ctx.cfg.ray):
         result = train_clustering(ctx)
     show_result("clustering", result, json_out)
+
+
+@app.command("classifier")
+def classifier(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder: class folders or train/val/test.csv (path,label).")],
+    model: Annotated[Optional[str], typer.Option("--model", help="tsm_resnet18, r2plus1d_18, cnn_lstm_resnet18, x3d_xs, slow_r50, vivit_tiny.")] = None,
+    weights: Annotated[Optional[str], typer.Option("--weights", help="Initial weights: a local .pt file or models:/NAME@ALIAS (nothing is downloaded).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Overrides classifier.epochs.")] = None,
+    out: OutOpt = None,
+    resume: ResumeOpt = False,
+    address: AddressOpt = None,
+    params: ParamsOpt = None,
+    set_: SetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Supervised clip classifier on Ray Train: AdamW, warm-up + cosine LR, label smoothing,
+    gradient clipping, AMP on GPU, class-balanced clip sampling across whole videos, flip /
+    crop / colour-jitter augmentation, validation macro-F1 each epoch (best checkpoint, optional
+    early stopping). The best model is registered as clip-classifier with alias candidate.
+
+    \b
+    Example:
+      actionops train classifier data/clips --model tsm_resnet18 --epochs 20
+      actionops train classifier data/clips --model r2plus1d_18 --set classifier.freeze_until=layer2 --weights r2p1d.pt
+      actionops train classifier data/clips --set train.num_workers=2 --resume
+    """
+    from actionops.models import model_spec
+    from actionops.pipelines.clip_classification.stages import train_classifier
+    from actionops.platform.cluster import ray_session
+
+    ctx = stage_context(dataset, out, params, set_, address, resume, json_out=json_out, pipeline="clip_classification",
+                        classifier__model=model, classifier__weights=weights, classifier__epochs=epochs)
+    model_spec(ctx.cfg.classifier.model)  # an unknown name fails before Ray starts
+    with ray_session(ctx.cfg.ray):
+        result = train_classifier(ctx)
+    show_result(f"classifier ({ctx.cfg.classifier.model})", result, json_out)

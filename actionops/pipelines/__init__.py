@@ -11,7 +11,10 @@ from actionops.platform.config import Config
 from actionops.platform.config import load_config as _load_platform_config
 
 # Config modules are dataclasses only: cheap to import, no torch/ray/mlflow.
-PIPELINE_CONFIG_MODULES: tuple[str, ...] = ("actionops.pipelines.individual_clustering.config",)
+PIPELINE_CONFIG_MODULES: tuple[str, ...] = (
+    "actionops.pipelines.individual_clustering.config",
+    "actionops.pipelines.clip_classification.config",
+)
 
 
 def load_config(params: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:

@@ -100,6 +100,8 @@ class TrainConfig:
     max_failures: int = 1  # worker failures to recover from (FailureConfig)
     storage_path: str | None = None  # Ray Train runs/checkpoints; shared storage on a cluster
     torch_threads: int | None = None  # per worker; default: local cores / num_workers
+    cpus_per_worker: float | None = None  # Ray CPUs a worker reserves; default 1, less when the
+    # workers would otherwise hold every CPU while a streaming (re-executed) dataset needs some
     seed: int = 0
     fault_at_epoch: int | None = None  # testing: one worker raises once after this epoch
 

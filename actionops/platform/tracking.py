@@ -245,6 +245,37 @@ def version_by_alias(name: str, alias: str) -> Any | None:
         return None
 
 
+def resolve_model_version(model_uri: str) -> tuple[str, str] | None:
+    """(name, version) behind `models:/NAME@ALIAS` or `models:/NAME/VERSION`; None for other URIs."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if not model_uri.startswith("models:/"):
+        return None
+    ref = model_uri[len("models:/"):]
+    configure()
+    client = mlflow.MlflowClient()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        name, _, version = ref.rpartition("/")
+        if name and version.isdigit():
+            return name, str(client.get_model_version(name, version).version)
+    except MlflowException as exc:
+        raise _cannot_load(model_uri, exc) from None
+    return None
+
+
+def set_version_tags(name: str, version: str | int, tags: Mapping[str, Any]) -> None:
+    import mlflow
+
+    configure()
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+
+
 def _cannot_load(model_uri: str, exc: Exception) -> ActionopsError:
     return ActionopsError(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}",
                           "list registered models with `actionops registry list`")
@@ -316,7 +347,7 @@ class CheckpointModel:
         self.model.load_state_dict(state["model"])
         self.model.eval()
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would probe them
         import numpy as np
         import torch
 

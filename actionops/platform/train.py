@@ -87,11 +87,13 @@ def run_training(
     resume: bool = False,
     datasets: dict[str, Any] | None = None,
     mlflow_run_id: str | None = None,
+    datasets_to_split: list[str] | None = None,
 ) -> TrainResult:
     """Run `loop` on `train_cfg.num_workers` Ray Train workers; return the final state dict.
 
     `train_cfg` is the `train` config section (num_workers, use_gpu, max_failures, storage_path,
-    amp, fault_at_epoch). Needs a Ray session. Raises ActionopsError when training fails.
+    amp, fault_at_epoch). `datasets_to_split` names the datasets sharded across workers (default
+    all); the others (e.g. validation) reach every worker whole. Needs a Ray session. Raises ActionopsError when training fails.
     """
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -102,6 +104,7 @@ def run_training(
     storage = storage_root(train_cfg.storage_path)
     run_name = resolve_run_name(safe, storage, resume)
     use_gpu = resolve_use_gpu(train_cfg.use_gpu)
+    cpus = worker_cpus(train_cfg, datasets or {}, use_gpu)
     config = {**loop_config, "_runner": {
         "mlflow_run_id": mlflow_run_id, "tracking_uri": tracking.tracking_uri() if mlflow_run_id else None,
         "amp": bool(train_cfg.amp), "fault_at_epoch": train_cfg.fault_at_epoch,
@@ -111,7 +114,8 @@ def run_training(
     trainer = TorchTrainer(
         loop,
         train_loop_config=config,
-        scaling_config=ray.train.ScalingConfig(num_workers=train_cfg.num_workers, use_gpu=use_gpu),
+        scaling_config=ray.train.ScalingConfig(num_workers=train_cfg.num_workers, use_gpu=use_gpu,
+                                               resources_per_worker={"CPU": cpus, **({"GPU": 1} if use_gpu else {})}),
         run_config=ray.train.RunConfig(
             name=run_name,
             storage_path=storage,
@@ -119,6 +123,7 @@ def run_training(
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
         ),
         datasets=datasets or {},
+        dataset_config=ray.train.DataConfig(datasets_to_split=datasets_to_split) if datasets_to_split else None,
     )
     try:
         result = trainer.fit()
@@ -131,6 +136,23 @@ def run_training(
     with result.checkpoint.as_directory() as folder:
         state = _load_state(Path(folder))
     return TrainResult(run_name, storage, dict(result.metrics or {}), history, state)
+
+
+def worker_cpus(train_cfg: Any, datasets: dict[str, Any], use_gpu: bool) -> float:
+    """CPUs each training worker reserves. A dataset that is not materialised is re-executed by
+    Ray Data while the workers train, and its tasks need CPUs of their own: when the workers
+    would hold every CPU of the cluster, each takes a share that leaves one CPU free (on a
+    2-CPU machine, 2 workers get 0.5 each). `train.cpus_per_worker` overrides."""
+    if getattr(train_cfg, "cpus_per_worker", None):
+        return float(train_cfg.cpus_per_worker)
+    import ray
+    from ray.data.dataset import MaterializedDataset
+
+    streaming = any(not isinstance(ds, MaterializedDataset) for ds in datasets.values())
+    total = ray.cluster_resources().get("CPU", 1.0)
+    if streaming and not use_gpu and train_cfg.num_workers >= total:
+        return max(0.1, (total - 1) / train_cfg.num_workers)
+    return 1.0
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -21,24 +21,10 @@ from typing import Any
 import numpy as np
 
 from actionops.errors import ActionopsError, DataError
+from actionops.pipelines.context import Context
 from actionops.platform.config import Config
 
 EXPERIMENT = "individual-clustering"
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every stage gets: the config, the dataset folder, the output folder, a console."""
-
-    cfg: Config
-    dataset: Path
-    out: Path
-    console: Any = None
-    resume: bool = False
-
-    def say(self, text: str) -> None:
-        if self.console is not None:
-            self.console.print(text)
 
 
 def default_out(dataset: Path) -> Path:

@@ -1,0 +1,36 @@
+"""params.yaml section of the clip-classification pipeline (reference values in methods.md §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actionops.platform.config import config_section
+
+
+@config_section("classifier")
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Model, clips, optimisation, sampling and evaluation of `train classifier`."""
+
+    model: str = "tsm_resnet18"  # see `actionops registry models` / models/classifiers.py
+    weights: str | None = None  # local .pt file or models:/NAME@ALIAS (nothing is downloaded)
+    num_frames: int = 16  # frames per clip, sampled across the whole video
+    size: int = 112  # square input side (reference 224)
+    clips_per_video: int = 4  # training clips drawn per video and epoch (random positions)
+    eval_clips: int = 3  # clips per video at evaluation, scores averaged (video-level prediction)
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 1  # linear warm-up before the cosine schedule
+    label_smoothing: float = 0.05
+    clip_grad: float = 1.0
+    freeze_until: str | None = None  # e.g. layer2 (freeze up to that block; with pretrained weights)
+    balance_tau: float = 0.5  # class-balanced sampling weight count^-tau (0: plain sampling)
+    augment: bool = True  # flip, random crop, colour jitter (train only)
+    early_stopping: int = 0  # stop after this many epochs without a better val macro-F1 (0: off)
+    val_fraction: float = 0.2  # held out (stratified) from train when the layout has no val split
+    test_fraction: float = 0.2  # held out when the layout has no splits at all (class folders)
+    window_frames: int = 64  # `predict classifier`: frames spanned by one window (0: whole video)
+    window_stride: int = 32  # frames between window starts
+    registered_name: str = "clip-classifier"  # MLflow registered model

@@ -1,0 +1,213 @@
+"""Splits, class-balanced training clips, evaluation clips and prediction windows (Ray Datasets).
+
+Training clips: each epoch draws `len(train) x clips_per_video` clips; every draw picks a video
+with probability proportional to its class weight count^-tau (a WeightedRandomSampler with
+replacement, inside the Ray Data map), then one random frame per temporal segment across the
+whole video, then flip / random crop / colour jitter. Ray Data re-executes the map every
+epoch, so every epoch sees new clips.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actionops.errors import DataError
+
+
+@dataclass(frozen=True)
+class Splits:
+    labels: list[str]
+    train: list[dict]
+    val: list[dict]
+    test: list[dict]
+    warnings: list[str]
+
+
+def _stratified_take(rows: list[dict], fraction: float, salt: str) -> tuple[list[dict], list[dict]]:
+    """Deterministically move about `fraction` of each class (at least one video, never the
+    last one) out of `rows`: (kept, taken)."""
+    kept, taken = [], []
+    by_class: dict[str, list[dict]] = {}
+    for row in rows:
+        by_class.setdefault(row["label"], []).append(row)
+    for label, members in sorted(by_class.items()):
+        members = sorted(members, key=lambda r: zlib.crc32(f"{salt}:{r['video_id']}".encode()))
+        n = min(len(members) - 1, max(1, round(len(members) * fraction))) if fraction > 0 else 0
+        taken += members[:n]
+        kept += members[n:]
+    return kept, taken
+
+
+def make_splits(rows: Sequence[dict], *, val_fraction: float, test_fraction: float, dataset: Path | None = None) -> Splits:
+    """Train/val/test rows and the class list (the train split's labels, sorted).
+
+    Layout splits are used as given; class folders (split "all") are split stratified by
+    `test_fraction` then `val_fraction`; a layout without val gets one carved from train.
+    A val/test class unknown to train is an error; unlabelled videos are dropped with a warning.
+    """
+    warnings: list[str] = []
+    labelled = [r for r in rows if r.get("label")]
+    if len(labelled) < len(rows):
+        warnings.append(f"{len(rows) - len(labelled)} videos have no label and are left out")
+    by_split: dict[str, list[dict]] = {}
+    for row in labelled:
+        by_split.setdefault(row["split"], []).append(row)
+    if "train" not in by_split:
+        pool = by_split.pop("all", [])
+        if not pool:
+            raise DataError(f"no labelled training videos in {dataset or 'the dataset'}",
+                            "use class folders (DATASET/<label>/<video>.mp4) or train.csv with path,label")
+        train, test = _stratified_take(pool, test_fraction, "test")
+        by_split = {"train": train, "test": test}
+    train = by_split["train"]
+    val = by_split.get("val", [])
+    if not val and val_fraction > 0:
+        train, val = _stratified_take(train, val_fraction, "val")
+    labels = sorted({r["label"] for r in train})
+    if len(labels) < 2:
+        raise DataError(f"the training split has {len(labels)} class(es)", "a classifier needs at least two classes")
+    for name, split_rows in (("val", val), ("test", by_split.get("test", []))):
+        unknown = sorted({r["label"] for r in split_rows} - set(labels))
+        if unknown:
+            example = next(r["path"] for r in split_rows if r["label"] == unknown[0])
+            raise DataError(f"class {unknown[0]!r} of the {name} split (e.g. {example}) has no training video",
+                            "add training videos of that class or remove it from the split")
+    if dataset is not None:
+        warnings += empty_class_folders(dataset)
+    return Splits(labels, train, val, by_split.get("test", []), warnings)
+
+
+def empty_class_folders(root: Path) -> list[str]:
+    """Warnings for class folders that hold no video (their class cannot be learnt)."""
+    from actionops.platform.layout import VIDEO_SUFFIXES, detect_layout
+
+    root = Path(root)
+    try:
+        if detect_layout(root) != "class-folders":
+            return []
+    except DataError:
+        return []
+    out = []
+    for folder in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "flow"):
+        if not any(p.suffix.lower() in VIDEO_SUFFIXES for p in folder.rglob("*")):
+            out.append(f"class folder {folder} holds no video: class {folder.name!r} is left out")
+    return out
+
+
+def class_weights(labels: Sequence[int], tau: float) -> np.ndarray:
+    """Per-sample probabilities with class weight count^-tau (tau 0: uniform over samples,
+    tau 1: uniform over classes)."""
+    counts = Counter(int(v) for v in labels)
+    w = np.array([counts[int(v)] ** -tau for v in labels], dtype=np.float64)
+    return w / w.sum()
+
+
+# ----------------------------------------------------------------------------- frame helpers
+def augment(frames: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, H, W, 3) uint8 decoded at ~1.15 x size -> random crop to size, flip, colour jitter."""
+    t, h, w, _ = frames.shape
+    y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+    out = frames[:, y:y + size, x:x + size].astype(np.float32)
+    if rng.random() < 0.5:
+        out = out[:, :, ::-1]
+    brightness, contrast, saturation = rng.uniform(0.8, 1.2, size=3)
+    grey = out.mean(axis=3, keepdims=True)
+    out = grey + (out - grey) * saturation
+    out = (out - out.mean()) * contrast + out.mean()
+    out = out * brightness
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def eval_indices(num_video_frames: int, num_frames: int, k: int, n: int) -> np.ndarray:
+    """The k-th of n deterministic clips: one frame per segment at offset (k + 0.5) / n."""
+    if num_video_frames < num_frames:
+        return np.minimum(np.arange(num_frames), num_video_frames - 1)
+    edges = np.linspace(0, num_video_frames, num_frames + 1)
+    picks = edges[:-1] + (edges[1:] - edges[:-1]) * (k + 0.5) / n
+    return picks.astype(int).clip(0, num_video_frames - 1)
+
+
+def _items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
+    return [{"video_id": r["video_id"], "path": r["path"], "frames": int(r["frames"]),
+             "label": labels.index(r["label"]) if r.get("label") in labels else -1} for r in rows]
+
+
+def train_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
+    """Class-balanced, augmented training clips; columns clip (T,3,S,S) float32, label."""
+    from actionops.platform.data import _from_items, decode_clip, normalize_frames, sample_indices
+
+    videos = _items(rows, labels)
+    probs = class_weights([v["label"] for v in videos], c.balance_tau)
+    slots = [{"slot": i} for i in range(len(videos) * c.clips_per_video)]
+    big = int(round(c.size * 1.15)) if c.augment else c.size
+
+    def draw(item: dict) -> dict:
+        rng = np.random.default_rng()  # fresh entropy: every epoch re-executes this map
+        video = videos[int(rng.choice(len(videos), p=probs))]
+        indices = sample_indices(video["frames"], c.num_frames, "random", rng)
+        frames = decode_clip(video["path"], indices, (big, big))
+        if c.augment:
+            frames = augment(frames, c.size, rng)
+        return {"clip": normalize_frames(frames), "label": video["label"]}
+
+    return _from_items(slots).map(draw)
+
+
+def eval_items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
+    """video_id, path, frames, label (index, -1 when unknown) per video."""
+    return _items(rows, labels)
+
+
+def eval_clip_maker(num_frames: int, size: int, eval_clips: int):
+    """item (path, frames, k) -> the k-th deterministic evaluation clip (T, 3, S, S)."""
+    from actionops.platform.data import decode_clip, normalize_frames
+
+    def make(item: dict) -> np.ndarray:
+        indices = eval_indices(int(item["frames"]), num_frames, int(item["k"]), eval_clips)
+        return normalize_frames(decode_clip(str(item["path"]), indices, (size, size)))
+
+    return make
+
+
+def window_clip_maker(num_frames: int, size: int):
+    """item (video, start, end) -> a clip spread uniformly over the window's frames."""
+    from actionops.platform.data import decode_clip, normalize_frames
+
+    def make(item: dict) -> np.ndarray:
+        start, end = int(item["start"]), int(item["end"])
+        indices = start + eval_indices(end - start, num_frames, 0, 1)
+        return normalize_frames(decode_clip(str(item["video"]), indices, (size, size)))
+
+    return make
+
+
+def eval_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
+    """`eval_clips` deterministic clips per video (validation during training); columns clip, label,
+    video_id, k."""
+    from actionops.platform.data import _from_items
+
+    items = [{**item, "k": k} for item in _items(rows, labels) for k in range(c.eval_clips)]
+    make_clip = eval_clip_maker(c.num_frames, c.size, c.eval_clips)
+
+    def make(item: dict) -> dict:
+        return {"clip": make_clip(item), "label": item["label"], "video_id": item["video_id"], "k": item["k"]}
+
+    return _from_items(items).map(make)
+
+
+def windows(num_video_frames: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) frame spans of sliding windows covering the video; one span when the video
+    is not longer than `window` (window 0: the whole video)."""
+    if window <= 0 or num_video_frames <= window:
+        return [(0, num_video_frames)]
+    starts = list(range(0, num_video_frames - window + 1, max(1, stride)))
+    if starts[-1] + window < num_video_frames:
+        starts.append(num_video_frames - window)
+    return [(s, s + window) for s in starts]

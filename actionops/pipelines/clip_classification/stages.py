@@ -1,0 +1,388 @@
+"""Stages of the clip-classification pipeline: train, evaluate, predict.
+
+Outputs go under `out` (default `outputs/clip_classification/<dataset name>/`):
+    init.pt                 initial weights when `classifier.weights` is set
+    classifier.pt           best checkpoint by validation macro-F1 (dict rebuilt through the registry)
+    metrics.json            evaluation: accuracy, macro-F1, per class, confusion matrix, params, latency
+    confusion_matrix.json/.png
+    predictions.json/.csv   `predict classifier`: per video label and per-window scores
+Every stage logs a run to the MLflow experiment `clip-classification`; training registers the
+best model as `classifier.registered_name` (default `clip-classifier`) with alias `candidate`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actionops.errors import ActionopsError, DataError
+from actionops.pipelines.context import Context
+
+EXPERIMENT = "clip-classification"
+
+
+def default_out(dataset: Path) -> Path:
+    return Path("outputs") / "clip_classification" / Path(dataset).resolve().name
+
+
+def _dataset_version(ctx: Context) -> str | None:
+    from actionops.platform import versioning
+
+    return versioning.dataset_version(ctx.dataset)
+
+
+def dataset_splits(ctx: Context):
+    """Index the dataset when needed, then train/val/test rows and the class list (warnings shown)."""
+    from actionops.pipelines.clip_classification.data import make_splits
+    from actionops.platform.data import MANIFEST_NAME, index_dataset, load_manifest
+
+    if not (ctx.dataset / MANIFEST_NAME).is_file():
+        result = index_dataset(ctx.dataset)
+        if result.rejected:
+            ctx.say(f"[yellow]warning:[/] {len(result.rejected)} videos rejected (see {result.rejected_path})")
+    layout, rows = load_manifest(ctx.dataset)
+    if layout not in ("csv", "class-folders"):
+        raise DataError(f"{ctx.dataset} is in the {layout} layout",
+                        "classification needs class folders (DATASET/<label>/<video>) or train/val/test.csv with path,label")
+    c = ctx.cfg.classifier
+    splits = make_splits(rows, val_fraction=c.val_fraction, test_fraction=c.test_fraction, dataset=ctx.dataset)
+    for text in splits.warnings:
+        ctx.say(f"[yellow]warning:[/] {text}")
+    short = [r for r in splits.train + splits.val + splits.test if int(r["frames"]) < c.num_frames]
+    if short:
+        ctx.say(f"[yellow]warning:[/] {len(short)} videos are shorter than {c.num_frames} frames "
+                f"(e.g. {short[0]['path']}, {short[0]['frames']} frames): their clips repeat the last frame")
+    return splits
+
+
+def model_args(c: Any, num_classes: int) -> dict:
+    return {"num_classes": num_classes, "num_frames": c.num_frames, "image_size": c.size}
+
+
+def _save(path: Path, state: dict) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- stage: train
+def train_classifier(ctx: Context) -> dict:
+    """Train `classifier.model` on the train split (best epoch by val macro-F1), write
+    classifier.pt, log curves, register the best model with alias `candidate`."""
+    import torch
+
+    from actionops.evaluation.plots import loss_curves_figure
+    from actionops.models import create_model
+    from actionops.models.classifiers import count_parameters, freeze_until, load_weights
+    from actionops.pipelines.clip_classification.data import eval_dataset, train_dataset
+    from actionops.pipelines.clip_classification.loops import classifier_loop
+    from actionops.platform import tracking
+    from actionops.platform.train import run_training
+
+    cfg, c = ctx.cfg, ctx.cfg.classifier
+    splits = dataset_splits(ctx)
+    args = model_args(c, len(splits.labels))
+    torch.manual_seed(cfg.train.seed)
+    model = create_model(c.model, **args)  # fails here, on the driver, for an unknown name or bad size
+    init_path = None
+    if c.weights:
+        report = load_weights(model, c.weights)
+        ctx.say(f"weights: {report['loaded']} tensors from {c.weights}, {len(report['skipped'])} skipped (new head)")
+        init_path = ctx.out / "init.pt"
+        _save(init_path, model.state_dict())
+    frozen = freeze_until(model, c.freeze_until) if c.freeze_until else 0
+    params = count_parameters(model)
+    train_ds = train_dataset(splits.train, splits.labels, c)
+    datasets = {"train": train_ds}
+    if splits.val:
+        datasets["val"] = eval_dataset(splits.val, splits.labels, c).select_columns(["clip", "label"]).materialize()
+    ctx.say(f"classifier {c.model} ({params / 1e6:.2f} M params, {frozen} tensors frozen): {len(splits.labels)} classes, "
+            f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test videos")
+    loop_config = {"model_name": c.model, "model_args": args, "labels": splits.labels,
+                   "init_path": str(init_path.resolve()) if init_path else None, "freeze_until": c.freeze_until,
+                   "epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr, "weight_decay": c.weight_decay,
+                   "warmup_epochs": c.warmup_epochs, "label_smoothing": c.label_smoothing, "clip_grad": c.clip_grad,
+                   "early_stopping": c.early_stopping, "has_val": bool(splits.val), "seed": cfg.train.seed}
+    version_tags = {"dataset": str(ctx.dataset.resolve()), "dataset_version": _dataset_version(ctx) or "unknown",
+                    "model": c.model, "labels": ",".join(splits.labels)}
+    with tracking.start_run(EXPERIMENT, run_name=f"train-{c.model}", params=cfg.flat(), config_yaml=cfg.to_yaml(),
+                            tags={"actionops.stage": "train_classifier", "actionops.model": c.model},
+                            dataset_version=_dataset_version(ctx)) as run:
+        tracking.log_params({"model_parameters": params, "num_classes": len(splits.labels)})
+        result = run_training(classifier_loop, loop_config, train_cfg=cfg.train, name=f"classifier-{c.model}-{ctx.dataset.name}",
+                              resume=ctx.resume, datasets=datasets, mlflow_run_id=run.info.run_id, datasets_to_split=["train"])
+        state = result.checkpoint_state
+        best = state["best_model"] if state.get("best_model") is not None else state["model"]
+        checkpoint = {"model_name": c.model, "model_args": args, "model": best, "labels": splits.labels,
+                      "epoch": state["epoch"], "best_epoch": state["best_epoch"]}
+        _save(ctx.out / "classifier.pt", checkpoint)
+        history = result.history
+        curves = {k: [h[k] for h in history if k in h] for k in ("train_loss", "val_loss")}
+        tracking.log_figure(loss_curves_figure({k: v for k, v in curves.items() if v}, f"{c.model} loss"),
+                            "figures/loss_curves.png")
+        accuracy = {k: [h[k] for h in history if k in h] for k in ("train_accuracy", "val_accuracy", "val_macro_f1")}
+        tracking.log_figure(loss_curves_figure({k: v for k, v in accuracy.items() if v}, f"{c.model} accuracy / F1"),
+                            "figures/accuracy_curves.png")
+        tracking.log_metrics({"best_val_macro_f1": float(state["best_macro_f1"]), "best_epoch": float(state["best_epoch"])})
+        example = {"clip": np.zeros((2, c.num_frames, 3, c.size, c.size), np.float32)}
+        version = tracking.log_checkpoint_model(ctx.out / "classifier.pt", example, registered_name=c.registered_name,
+                                                version_tags={**version_tags, "best_val_macro_f1": f"{state['best_macro_f1']:.4f}"})
+    throughput = [h["train_clips_per_s"] for h in history if "train_clips_per_s" in h]
+    return {"model": c.model, "parameters_m": round(params / 1e6, 3), "epochs": state["epoch"],
+            "stopped_early": bool(state.get("stopped_early")), "best_epoch": state["best_epoch"],
+            "best_val_macro_f1": float(state["best_macro_f1"]),
+            "train_clips_per_s": float(np.median(throughput)) if throughput else None,
+            "registered": f"{c.registered_name} v{version}", "mlflow_run_id": run.info.run_id}
+
+
+# ----------------------------------------------------------------------------- loading, scoring
+def load_classifier_state(ctx_out: Path, model: str | None) -> tuple[dict, str]:
+    """The checkpoint dict of `model` (models:/NAME@ALIAS, models:/NAME/V, runs:/..., a .pt file;
+    None: this dataset's classifier.pt) and a printable source."""
+    import torch
+
+    from actionops.platform.tracking import load_checkpoint_state
+
+    if model and model.startswith(("models:/", "runs:/")):
+        return load_checkpoint_state(model), model
+    path = Path(model) if model else ctx_out / "classifier.pt"
+    if not path.is_file():
+        raise ActionopsError(f"no classifier at {path}",
+                             "train one with `actionops train classifier DATASET` or pass --model models:/clip-classifier@champion")
+    return torch.load(path, map_location="cpu", weights_only=True), str(path)
+
+
+def build_classifier(state: dict) -> Any:
+    from actionops.models import create_model
+
+    model = create_model(state["model_name"], **state["model_args"])
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+class ClipScorer:
+    """Ray Data batch-inference UDF: the model is built once per actor from a checkpoint dict
+    (passed through the object store); each batch of items is decoded by `make_clip(item) -> clip`
+    inside the actor, then scored (one stage, so the actors never wait on a separate decode stage
+    for CPUs they hold)."""
+
+    def __init__(self, state: Any, make_clip: Any, threads: int | None = None) -> None:
+        import ray
+        import torch
+
+        if isinstance(state, ray.ObjectRef):
+            state = ray.get(state)
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = build_classifier(state)
+        self.make_clip = make_clip
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        keys = list(batch)
+        items = [{k: batch[k][i] for k in keys} for i in range(len(batch[keys[0]]))]
+        clips = np.stack([self.make_clip(item) for item in items])
+        with torch.no_grad():
+            probs = self.model.infer({"clip": torch.from_numpy(clips)}).numpy()
+        return {**batch, "probs": probs.astype(np.float32)}
+
+
+def score_items(items: list[dict], make_clip: Any, state: dict, batch_size: int, actors: int | None = None) -> list[dict]:
+    """Score `items` (dicts of scalars) with `actors` model replicas (Ray Data actor pool):
+    returns the items with a `probs` column."""
+    import os
+
+    import ray
+
+    from actionops.platform.data import _from_items
+
+    if not items:
+        return []
+    cpus = int(ray.available_resources().get("CPU", os.cpu_count() or 1)) or 1
+    actors = actors or max(1, min(2, cpus))
+    threads = max(1, (os.cpu_count() or 1) // actors)
+    with warnings.catch_warnings():  # max_restarts travels as a "ray_remote_args" (deprecation notice)
+        warnings.simplefilter("ignore")
+        scored = _from_items(items).map_batches(
+            ClipScorer, fn_constructor_kwargs={"state": ray.put(state), "make_clip": make_clip, "threads": threads},
+            batch_size=batch_size, concurrency=actors, batch_format="numpy",
+            max_restarts=0)  # the model state lives in the object store: no silent actor restarts
+    return list(scored.iter_rows())
+
+
+def measure_latency(model: Any, num_frames: int, size: int, batch_sizes: Sequence[int] = (1, 2, 4, 8, 16),
+                    min_seconds: float = 1.0, min_repeats: int = 3) -> dict:
+    """ms/clip of `model` (eval, no grad) at each batch size on random input; stops growing the
+    batch once ms/clip gets worse. Returns batch1_ms, best_batch, best_ms and the table."""
+    import torch
+
+    table = {}
+    model.eval()
+    with torch.no_grad():
+        for bs in batch_sizes:
+            x = torch.randn(bs, num_frames, 3, size, size)
+            model(x)  # warm-up
+            times, start = [], time.perf_counter()
+            while len(times) < min_repeats or time.perf_counter() - start < min_seconds:
+                tick = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - tick)
+                if len(times) >= 50:
+                    break
+            table[bs] = 1000 * float(np.median(times)) / bs
+            if len(table) > 1 and table[bs] > min(table.values()) * 1.05:
+                break
+    best = min(table, key=table.get)
+    return {"batch1_ms_per_clip": table[batch_sizes[0]], "best_batch": best, "best_ms_per_clip": table[best],
+            "ms_per_clip_by_batch": {str(k): round(v, 3) for k, v in table.items()}, "device": "cpu",
+            "threads": torch.get_num_threads()}
+
+
+# ----------------------------------------------------------------------------- stage: evaluate
+def evaluate_classifier(ctx: Context, model: str | None = None, split: str = "test", latency: bool = True) -> dict:
+    """Video-level scores of a classifier on `split` (eval clips averaged per video): accuracy,
+    macro-F1, per class, confusion matrix (PNG + JSON), parameters, latency; metrics.json + MLflow.
+    When `model` is a registry URI, the version gets `eval.*` tags (what `registry promote` compares)."""
+    from actionops.evaluation.metrics import classification_report
+    from actionops.evaluation.plots import confusion_matrix_figure
+    from actionops.models.classifiers import count_parameters
+    from actionops.pipelines.clip_classification.data import eval_clip_maker, eval_items
+    from actionops.platform import tracking
+
+    c = ctx.cfg.classifier
+    state, source = load_classifier_state(ctx.out, model)
+    splits = dataset_splits(ctx)
+    rows = {"train": splits.train, "val": splits.val, "test": splits.test}.get(split)
+    if rows is None:
+        raise ActionopsError(f"unknown split {split!r}", "use --split train, val or test")
+    if not rows:
+        raise DataError(f"the {split} split of {ctx.dataset} is empty")
+    labels = list(state["labels"])
+    unknown = sorted({r["label"] for r in rows} - set(labels))
+    if unknown:
+        raise DataError(f"class {unknown[0]!r} of the {split} split is unknown to the model ({source})",
+                        f"the model knows: {', '.join(labels)}")
+    args = state["model_args"]
+    items = [{**item, "k": k} for item in eval_items(rows, labels) for k in range(c.eval_clips)]
+    scored = score_items(items, eval_clip_maker(args["num_frames"], args["image_size"], c.eval_clips), state, c.batch_size)
+    by_video: dict[str, list[np.ndarray]] = {}
+    truth_of: dict[str, int] = {}
+    for row in scored:
+        by_video.setdefault(row["video_id"], []).append(np.asarray(row["probs"]))
+        truth_of[row["video_id"]] = int(row["label"])
+    videos = sorted(by_video)
+    mean_probs = np.stack([np.mean(by_video[v], axis=0) for v in videos])
+    pred = [labels[i] for i in mean_probs.argmax(1)]
+    truth = [labels[truth_of[v]] for v in videos]
+    report = classification_report(truth, pred, labels=labels)
+    module = build_classifier(state)
+    metrics = {"split": split, "model": state["model_name"], "source": source, "videos": len(videos),
+               "clips": len(scored), "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+               "per_class": report["per_class"], "labels": labels, "confusion_matrix": report["confusion_matrix"],
+               "parameters_m": round(count_parameters(module) / 1e6, 3), "dataset_version": _dataset_version(ctx)}
+    if latency:
+        metrics["latency"] = measure_latency(module, args["num_frames"], args["image_size"])
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    (ctx.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (ctx.out / "confusion_matrix.json").write_text(json.dumps(
+        {"labels": labels, "matrix": report["confusion_matrix"], "rows": "true", "cols": "predicted"}, indent=2))
+    (ctx.out / "predictions_eval.csv").write_text(
+        "video_id,truth,prediction,score\n" + "".join(
+            f"{v},{t},{p},{float(mp.max()):.4f}\n" for v, t, p, mp in zip(videos, truth, pred, mean_probs)))
+    figure = confusion_matrix_figure(report["confusion_matrix"], labels, labels, f"{split}: true x predicted", "predicted")
+    figure.savefig(ctx.out / "confusion_matrix.png", dpi=100, bbox_inches="tight")
+    headline = {f"{split}_accuracy": report["accuracy"], f"{split}_macro_f1": report["macro_f1"]}
+    if latency:
+        headline.update({"latency_batch1_ms": metrics["latency"]["batch1_ms_per_clip"],
+                         "latency_best_ms": metrics["latency"]["best_ms_per_clip"]})
+    with tracking.start_run(EXPERIMENT, run_name=f"evaluate-{split}", params=ctx.cfg.flat(),
+                            tags={"actionops.stage": f"evaluate_{split}", "actionops.model_source": source},
+                            dataset_version=_dataset_version(ctx)):
+        tracking.log_metrics(headline)
+        tracking.log_params({"model_parameters_m": metrics["parameters_m"]})
+        tracking.log_figure(figure, "figures/confusion_matrix.png")
+        import mlflow
+
+        mlflow.log_dict(metrics, "metrics.json")
+    if source.startswith("models:/"):
+        tag_evaluation(source, split, metrics, _dataset_version(ctx) or str(ctx.dataset.resolve()))
+    return metrics
+
+
+def tag_evaluation(model_uri: str, split: str, metrics: dict, data_id: str) -> None:
+    """Record an evaluation on the registry version behind `model_uri` (eval.<metric> tags)."""
+    from actionops.platform import tracking
+
+    version = tracking.resolve_model_version(model_uri)
+    if version is None:
+        return
+    name, number = version
+    tracking.set_version_tags(name, number, {
+        "eval.split": split, "eval.data": data_id, "eval.accuracy": f"{metrics['accuracy']:.6f}",
+        "eval.macro_f1": f"{metrics['macro_f1']:.6f}"})
+
+
+# ----------------------------------------------------------------------------- stage: predict
+def predict_classifier(cfg: Any, inputs: Sequence[Path], out: Path, model: str | None, console: Any = None) -> dict:
+    """Label videos with sliding windows (`classifier.window_frames`, `window_stride`) as a Ray Data
+    batch-inference job; writes predictions.json (per video: label, score, windows) and
+    predictions.csv (one row per window with every class score). Unreadable videos are listed."""
+    from actionops.pipelines.clip_classification.data import window_clip_maker, windows
+    from actionops.platform.data import probe_videos
+    from actionops.platform.layout import VIDEO_SUFFIXES
+
+    c = cfg.classifier
+    files: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        elif item.exists():
+            files.append(item)
+        else:
+            raise DataError(f"{item} does not exist", "pass video files or folders that hold videos")
+    if not files:
+        raise DataError(f"no videos found in {', '.join(map(str, inputs))}", f"video suffixes: {', '.join(VIDEO_SUFFIXES)}")
+    state, source = load_classifier_state(out, model)
+    labels, args = list(state["labels"]), state["model_args"]
+    probes = probe_videos(files)
+    failed = [{"path": p["path"], "reason": p["error"]} for p in probes if p["error"]]
+    items = [{"video": p["path"], "start": s, "end": e}
+             for p in probes if not p["error"] for s, e in windows(int(p["frames"]), c.window_frames, c.window_stride)]
+    scored = score_items(items, window_clip_maker(args["num_frames"], args["image_size"]), state, c.batch_size)
+    scored.sort(key=lambda r: (r["video"], int(r["start"])))
+    per_video: dict[str, dict] = {}
+    for row in scored:
+        probs = np.asarray(row["probs"])
+        entry = per_video.setdefault(row["video"], {"windows": []})
+        entry["windows"].append({"start": int(row["start"]), "end": int(row["end"]), "label": labels[int(probs.argmax())],
+                                 "score": float(probs.max()), "scores": {lab: float(p) for lab, p in zip(labels, probs)}})
+    for entry in per_video.values():
+        mean = np.mean([[w["scores"][lab] for lab in labels] for w in entry["windows"]], axis=0)
+        entry["label"], entry["score"] = labels[int(mean.argmax())], float(mean.max())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predictions.json").write_text(json.dumps({"model": source, "labels": labels, "videos": per_video,
+                                                      "failed": failed}, indent=2))
+    with open(out / "predictions.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["video", "start", "end", "label", "score", *[f"p_{lab}" for lab in labels]])
+        for video, entry in per_video.items():
+            for w in entry["windows"]:
+                writer.writerow([video, w["start"], w["end"], w["label"], f"{w['score']:.4f}",
+                                 *[f"{w['scores'][lab]:.4f}" for lab in labels]])
+    if failed and console is not None:
+        console.print(f"[yellow]warning:[/] {len(failed)} videos could not be read, e.g. {failed[0]['reason']}")
+    return {"videos": len(per_video), "windows": len(scored), "failed": len(failed), "model": source,
+            "predictions": str(out / "predictions.json"),
+            "labels": {Path(v).name: e["label"] for v, e in list(per_video.items())[:20]}}

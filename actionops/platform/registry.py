@@ -1,0 +1,188 @@
+"""Model-registry lifecycle on MLflow aliases: show, promote, rollback, compare (knows no model).
+
+Aliases: `candidate` (set by training and tuning), `champion` (what production loads:
+`models:/NAME@champion`), `previous-champion` (kept by every promotion, used by rollback).
+Evaluation results live on versions as tags `eval.<metric>` plus `eval.data` (the dataset
+version or path they were computed on), written by `actionops evaluate ... --model models:/...`.
+A promotion compares candidate and champion on `eval.<metric>` over the same `eval.data`, and
+records who, when and why as version tags (`promotion.*`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+from typing import Any
+
+from actionops.errors import ActionopsError
+
+CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
+# metrics where lower is better; everything else is "higher is better"
+LOWER_IS_BETTER = ("loss", "latency", "error", "mse", "ms")
+
+
+def _client():
+    import mlflow
+
+    from actionops.platform.tracking import configure
+
+    configure()
+    return mlflow.MlflowClient()
+
+
+def _model(name: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        return client.get_registered_model(name)
+    except MlflowException:
+        known = [m.name for m in client.search_registered_models()]
+        raise ActionopsError(f"no registered model named {name!r}",
+                             f"registered models: {', '.join(known) or 'none yet (train one first)'}") from None
+
+
+def _version(name: str, version: str | int) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_model_version(name, str(version))
+    except MlflowException:
+        numbers = sorted(int(v.version) for v in _client().search_model_versions(f"name='{name}'"))
+        raise ActionopsError(f"{name} has no version {version}",
+                             f"versions: {', '.join(map(str, numbers)) or 'none'}") from None
+
+
+def _alias_version(name: str, alias: str) -> str | None:
+    model = _model(name)
+    aliases = model.aliases or {}
+    return str(aliases[alias]) if alias in aliases else None
+
+
+def _metric_value(version: Any, metric: str) -> float | None:
+    raw = version.tags.get(f"eval.{metric}")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def show(name: str) -> dict[str, Any]:
+    """Versions of `name` with aliases, eval metrics, source run, dataset version, run metrics."""
+    client = _client()
+    model = _model(name)
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
+    rows = []
+    for v in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
+        run_metrics: dict[str, float] = {}
+        if v.run_id:
+            try:
+                run_metrics = dict(client.get_run(v.run_id).data.metrics)
+            except Exception:  # a run deleted from the store: the version still shows
+                run_metrics = {}
+        rows.append({
+            "version": v.version, "aliases": sorted(by_version.get(str(v.version), [])),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.creation_timestamp / 1000)),
+            "run_id": v.run_id, "dataset_version": v.tags.get("dataset_version"),
+            "eval": {k[5:]: v.tags[k] for k in sorted(v.tags) if k.startswith("eval.")},
+            "promotion": {k[10:]: v.tags[k] for k in sorted(v.tags) if k.startswith("promotion.")},
+            "tags": {k: val for k, val in v.tags.items() if not k.startswith(("eval.", "promotion."))},
+            "run_metrics": run_metrics,
+        })
+    return {"name": name, "aliases": {a: str(v) for a, v in (model.aliases or {}).items()}, "versions": rows}
+
+
+def _better(new: float, old: float, metric: str, min_delta: float) -> bool:
+    if any(word in metric for word in LOWER_IS_BETTER):
+        return new <= old - min_delta
+    return new >= old + min_delta
+
+
+def promote(name: str, *, version: str | int | None = None, metric: str = "macro_f1", min_delta: float = 0.0,
+            force: bool = False, reason: str | None = None) -> dict[str, Any]:
+    """Move `champion` to `version` (default: the `candidate`) if it beats the champion on
+    `eval.<metric>` computed on the same data (by at least `min_delta`); `force` skips the check.
+    The old champion becomes `previous-champion`. Raises ActionopsError when refused."""
+    client = _client()
+    _model(name)
+    target = str(version) if version is not None else _alias_version(name, CANDIDATE)
+    if target is None:
+        raise ActionopsError(f"{name} has no candidate", "pass --version V or train/tune to set a candidate")
+    new = _version(name, target)
+    champion_number = _alias_version(name, CHAMPION)
+    if champion_number == target:
+        raise ActionopsError(f"{name} v{target} is already the champion")
+    decision = "first promotion: no champion yet"
+    if champion_number is not None and not force:
+        old = _version(name, champion_number)
+        new_value, old_value = _metric_value(new, metric), _metric_value(old, metric)
+        for number, value in ((target, new_value), (champion_number, old_value)):
+            if value is None:
+                raise ActionopsError(f"{name} v{number} has no evaluation of {metric!r}",
+                                     f"evaluate it first: actionops evaluate ... --model models:/{name}/{number} "
+                                     f"(known: {', '.join(k[5:] for k in _client().get_model_version(name, number).tags if k.startswith('eval.')) or 'none'})")
+        new_data, old_data = new.tags.get("eval.data"), old.tags.get("eval.data")
+        if new_data != old_data:
+            raise ActionopsError(f"v{target} and champion v{champion_number} were evaluated on different data "
+                                 f"({new_data} vs {old_data})", "evaluate both on the same dataset, or --force")
+        if not _better(new_value, old_value, metric, min_delta):
+            raise ActionopsError(f"refused: v{target} {metric}={new_value:.4f} does not beat champion v{champion_number} "
+                                 f"{metric}={old_value:.4f} by {min_delta}", "use --force to promote anyway")
+        decision = f"{metric} {new_value:.4f} vs champion v{champion_number} {old_value:.4f} (min delta {min_delta}) on {new_data}"
+    elif champion_number is not None:
+        decision = "forced"
+    if champion_number is not None:
+        client.set_registered_model_alias(name, PREVIOUS, champion_number)
+    client.set_registered_model_alias(name, CHAMPION, target)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for key, value in {"by": _user(), "at": stamp, "reason": reason or decision, "replaced": champion_number or "none"}.items():
+        client.set_model_version_tag(name, target, f"promotion.{key}", value)
+    return {"name": name, "champion": target, "previous_champion": champion_number, "decision": decision}
+
+
+def rollback(name: str, reason: str | None = None) -> dict[str, Any]:
+    """Point `champion` back at `previous-champion` (the version it replaced)."""
+    client = _client()
+    previous = _alias_version(name, PREVIOUS)
+    current = _alias_version(name, CHAMPION)
+    if previous is None:
+        raise ActionopsError(f"{name} has no previous champion to roll back to", "promote a version first")
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.delete_registered_model_alias(name, PREVIOUS)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for key, value in {"by": _user(), "at": stamp, "reason": reason or f"rollback from v{current}"}.items():
+        client.set_model_version_tag(name, previous, f"rollback.{key}", value)
+    if current is not None:
+        client.set_model_version_tag(name, current, "rolled_back_at", stamp)
+    return {"name": name, "champion": previous, "rolled_back": current}
+
+
+def compare(name: str, v1: str | int, v2: str | int) -> dict[str, Any]:
+    """Side by side: eval tags, run metrics and the params that differ between two versions."""
+    client = _client()
+    a, b = _version(name, v1), _version(name, v2)
+
+    def run_data(v):
+        if not v.run_id:
+            return {}, {}
+        run = client.get_run(v.run_id)
+        return dict(run.data.metrics), dict(run.data.params)
+
+    (ma, pa), (mb, pb) = run_data(a), run_data(b)
+    evals = sorted({k for k in list(a.tags) + list(b.tags) if k.startswith("eval.")})
+    metrics = sorted(set(ma) | set(mb))
+    params = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
+    return {"name": name, "versions": [str(v1), str(v2)],
+            "eval": {k[5:]: [a.tags.get(k), b.tags.get(k)] for k in evals},
+            "run_metrics": {k: [ma.get(k), mb.get(k)] for k in metrics},
+            "params_that_differ": {k: [pa.get(k), pb.get(k)] for k in params},
+            "dataset_version": [a.tags.get("dataset_version"), b.tags.get("dataset_version")]}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"

@@ -1,0 +1,250 @@
+"""Clip classification: models, TSM shift, sampler, splits, and train/evaluate/predict on real Ray + MLflow."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from actionops.cli.main import app
+from actionops.errors import ActionopsError, DataError
+from actionops.models import create_model, list_models
+from actionops.models.classifiers import CLASSIFIERS, count_parameters, freeze_until, load_weights, temporal_shift
+from actionops.pipelines.clip_classification.data import class_weights, eval_indices, make_splits, windows
+from actionops.pipelines.clip_classification.loops import lr_factor, macro_f1
+from actionops.platform.synth import generate_clips
+
+runner = CliRunner()
+
+
+def said(result) -> str:
+    """What the user sees of a CLI failure: the error's message and hint (main() prints them)."""
+    exc = result.exception
+    return f"{exc.message} (hint: {exc.hint})" if isinstance(exc, ActionopsError) else result.output
+TINY = ["--set", "classifier.num_frames=4", "--set", "classifier.size=32", "--set", "classifier.clips_per_video=1",
+        "--set", "classifier.eval_clips=2", "--set", "classifier.batch_size=4", "--set", "classifier.window_frames=8",
+        "--set", "classifier.window_stride=8"]
+# reference parameter counts (methods.md §2, 7 classes) where the architecture is the reference's
+REFERENCE_PARAMS_M = {"tsm_resnet18": 11.0, "r2plus1d_18": 31.0, "cnn_lstm_resnet18": 13.28}
+
+
+# ----------------------------------------------------------------------------- models
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_every_classifier_trains_a_step_on_a_tiny_clip(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3, num_frames=4, image_size=32)
+    x = torch.randn(2, 4, 3, 32, 32)
+    logits = model(x)
+    assert logits.shape == (2, 3)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)
+    probs = model.eval().infer({"clip": x})
+    assert torch.allclose(probs.sum(-1), torch.ones(2), atol=1e-5)
+    assert count_parameters(model) > 1e6
+    if name in REFERENCE_PARAMS_M:
+        full = create_model(name, num_classes=7, num_frames=16, image_size=112)
+        assert count_parameters(full) / 1e6 == pytest.approx(REFERENCE_PARAMS_M[name], rel=0.03)
+
+
+def test_registry_lists_classifiers_and_names_choices():
+    assert set(CLASSIFIERS) <= set(list_models())
+    with pytest.raises(ActionopsError) as info:
+        create_model("tsm_resnet81", num_classes=2)
+    assert "tsm_resnet18" in info.value.hint and "r2plus1d_18" in info.value.hint
+
+
+def test_temporal_shift_moves_channel_folds_by_hand():
+    b, t, c = 1, 3, 8
+    x = torch.arange(b * t * c, dtype=torch.float32).view(b * t, c, 1, 1) + 1  # value = 1 + t*c + channel
+    out = temporal_shift(x, num_segments=t, fold_div=4).view(t, c)
+    ref = x.view(t, c)
+    # channels 0-1 (fold 8/4=2) take the next frame's values, the last frame gets zeros
+    assert torch.equal(out[:2, :2], ref[1:, :2]) and torch.equal(out[2, :2], torch.zeros(2))
+    # channels 2-3 take the previous frame's values, the first frame gets zeros
+    assert torch.equal(out[1:, 2:4], ref[:2, 2:4]) and torch.equal(out[0, 2:4], torch.zeros(2))
+    assert torch.equal(out[:, 4:], ref[:, 4:])  # the rest is untouched
+
+
+def test_freeze_until_and_weights(tmp_path):
+    model = create_model("tsm_resnet18", num_classes=3, num_frames=4, image_size=32)
+    frozen = freeze_until(model, "layer2")
+    names = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert len(names) == frozen and names[-1].startswith("layer2.") and all(not n.startswith("layer3") for n in names)
+    with pytest.raises(ActionopsError, match="no block named 'layer9'"):
+        freeze_until(model, "layer9")
+    source = create_model("tsm_resnet18", num_classes=5, num_frames=4, image_size=32)
+    torch.save({"model_name": "tsm_resnet18", "model": source.state_dict()}, tmp_path / "w.pt")
+    report = load_weights(model, str(tmp_path / "w.pt"))
+    assert report["skipped"] == ["fc.bias", "fc.weight"]  # a different head is not loaded
+    src = source.state_dict()
+    assert all(torch.equal(v, src[k]) for k, v in model.state_dict().items() if not k.startswith("fc."))
+    with pytest.raises(ActionopsError, match="download"):
+        load_weights(model, "kinetics")
+    with pytest.raises(ActionopsError, match="not found"):
+        load_weights(model, str(tmp_path / "missing.pt"))
+
+
+# ----------------------------------------------------------------------------- sampling, splits, schedule
+def test_class_balanced_sampler_frequencies():
+    labels = [0] * 80 + [1] * 15 + [2] * 5
+    rng = np.random.default_rng(0)
+    for tau, expected in [(0.0, [0.80, 0.15, 0.05]), (1.0, [1 / 3] * 3)]:
+        draws = np.asarray(labels)[rng.choice(len(labels), size=20000, p=class_weights(labels, tau))]
+        freq = np.bincount(draws, minlength=3) / len(draws)
+        assert np.allclose(freq, expected, atol=0.015), (tau, freq)
+    # tau 0.5 (the reference): class mass proportional to sqrt(count)
+    probs = class_weights(labels, 0.5)
+    mass = [probs[np.asarray(labels) == k].sum() for k in range(3)]
+    assert np.allclose(mass, np.sqrt([80, 15, 5]) / np.sqrt([80, 15, 5]).sum())
+
+
+def test_splits_from_class_folders_and_bad_classes(tmp_path):
+    rows = [{"video_id": f"{lab}/{i}", "path": f"/x/{lab}/{i}.mp4", "label": lab, "split": "all", "frames": 10}
+            for lab in ("a", "b", "c") for i in range(10)]
+    s = make_splits(rows, val_fraction=0.2, test_fraction=0.2)
+    assert s.labels == ["a", "b", "c"]
+    assert (len(s.train), len(s.val), len(s.test)) == (18, 6, 6)
+    assert {r["label"] for r in s.test} == {"a", "b", "c"}
+    assert not {r["video_id"] for r in s.train} & {r["video_id"] for r in s.test + s.val}
+    assert make_splits(rows, val_fraction=0.2, test_fraction=0.2).test == s.test  # deterministic
+    csv_rows = [dict(r, split="train") for r in rows[:20]] + [dict(rows[25], split="test")]
+    with pytest.raises(DataError, match="class 'c' of the test split"):
+        make_splits(csv_rows, val_fraction=0.0, test_fraction=0.0)
+
+
+def test_clip_positions_windows_and_schedule():
+    assert eval_indices(100, 4, 0, 1).tolist() == [12, 37, 62, 87]
+    assert eval_indices(3, 5, 0, 1).tolist() == [0, 1, 2, 2, 2]  # short video: last frame repeated
+    assert windows(10, 64, 32) == [(0, 10)]
+    assert windows(100, 40, 30) == [(0, 40), (30, 70), (60, 100)]
+    assert lr_factor(0, 10, 1) == 0.5 and lr_factor(1, 10, 1) == 1.0 and lr_factor(9, 10, 1) < 0.05
+    assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0]), 2) == pytest.approx((0.8 + 2 / 3) / 2)
+
+
+# ----------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cls") / "clips"
+    generate_clips(root, videos=12, frames=12, width=48, height=48, seed=5)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_classifier(ray_local, clips, tmp_path_factory):
+    store = tmp_path_factory.mktemp("mlruns")
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.setenv("ACTIONOPS_MLRUNS", str(store))
+    mp.setenv("ACTIONOPS_STORAGE", str(tmp_path_factory.mktemp("ray_results")))
+    out = tmp_path_factory.mktemp("out")
+    common = [str(clips), "--out", str(out), *TINY]
+    result = runner.invoke(app, ["train", "classifier", *common, "--model", "tsm_resnet18", "--epochs", "2",
+                                 "--set", "train.num_workers=2", "--json"])
+    assert result.exit_code == 0, result.output
+    yield {"out": out, "common": common, "train": json.loads(result.stdout), "store": store}
+    mp.undo()
+
+
+def test_training_on_two_workers_logs_and_registers(trained_classifier):
+    import mlflow
+
+    from actionops.platform import tracking
+
+    t = trained_classifier["train"]
+    assert t["epochs"] == 2 and t["registered"] == "clip-classifier v1" and 1 <= t["best_epoch"] <= 2
+    run = mlflow.MlflowClient(tracking.tracking_uri()).get_run(t["mlflow_run_id"])
+    history = mlflow.MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "val_macro_f1")
+    assert [m.step for m in history] == [1, 2]
+    assert run.data.params["classifier.model"] == "tsm_resnet18" and run.data.params["train.num_workers"] == "2"
+    artifacts = {a.path for a in mlflow.MlflowClient(tracking.tracking_uri()).list_artifacts(run.info.run_id, "figures")}
+    assert {"figures/loss_curves.png", "figures/accuracy_curves.png"} <= artifacts
+    assert str(tracking.version_by_alias("clip-classifier", "candidate").version) == "1"
+    state = torch.load(trained_classifier["out"] / "classifier.pt", weights_only=True)
+    assert state["labels"] == sorted(p.name for p in Path(trained_classifier["common"][0]).iterdir() if p.is_dir())
+
+
+def test_evaluate_and_predict_by_alias_match_local_checkpoint(trained_classifier, tmp_path):
+    common = trained_classifier["common"]
+    local = runner.invoke(app, ["evaluate", "classifier", *common, "--no-latency", "--json"])
+    alias = runner.invoke(app, ["evaluate", "classifier", *common, "--model", "models:/clip-classifier@candidate", "--json"])
+    assert local.exit_code == 0 and alias.exit_code == 0, local.output + alias.output
+    a, b = json.loads(local.stdout), json.loads(alias.stdout)
+    assert a["confusion_matrix"] == b["confusion_matrix"] and a["accuracy"] == b["accuracy"]
+    assert sum(map(sum, a["confusion_matrix"])) == a["videos"] == 4
+    assert b["latency"]["batch1_ms_per_clip"] > 0 and b["parameters_m"] > 1
+    out = trained_classifier["out"]
+    assert json.loads((out / "confusion_matrix.json").read_text())["labels"] == a["labels"]
+    assert (out / "confusion_matrix.png").stat().st_size > 0
+    from actionops.platform import tracking
+
+    version = tracking.version_by_alias("clip-classifier", "candidate")
+    assert version.tags["eval.macro_f1"] == f"{b['macro_f1']:.6f}"
+
+    videos = Path(common[0]) / "work_at_table"
+    outs = {}
+    for name, model in [("alias", "models:/clip-classifier@candidate"), ("local", str(out / "classifier.pt"))]:
+        result = runner.invoke(app, ["predict", "classifier", str(videos), "--model", model, "--out", str(tmp_path / name),
+                                     *TINY, "--json"])
+        assert result.exit_code == 0, result.output
+        outs[name] = (tmp_path / name / "predictions.csv").read_text()
+    assert outs["alias"] == outs["local"]
+    rows = list(csv.DictReader(open(tmp_path / "alias" / "predictions.csv")))
+    assert len(rows) == 2 * len(list(videos.glob("*.mp4")))  # 12 frames, windows of 8 every 8 -> 2 per video
+    # the MLflow pyfunc gives the same probabilities as the module
+    import mlflow
+
+    from actionops.pipelines.clip_classification.stages import build_classifier
+
+    x = np.random.default_rng(0).standard_normal((2, 4, 3, 32, 32)).astype(np.float32)
+    pyfunc = mlflow.pyfunc.load_model("models:/clip-classifier@candidate").predict({"clip": x})
+    direct = build_classifier(torch.load(out / "classifier.pt", weights_only=True)).infer({"clip": torch.from_numpy(x)})
+    assert np.allclose(pyfunc, direct.numpy(), atol=1e-6)
+
+
+def test_bad_classifier_inputs_are_clear(trained_classifier, clips, tmp_path):
+    from rich.console import Console
+
+    from actionops.pipelines import load_config
+    from actionops.pipelines.clip_classification.stages import dataset_splits
+    from actionops.pipelines.context import Context
+
+    common = trained_classifier["common"]
+    unknown = runner.invoke(app, ["train", "classifier", *common, "--model", "resnet_lstm"])
+    assert unknown.exit_code == 1 and "unknown model 'resnet_lstm'" in said(unknown) and "tsm_resnet18" in said(unknown)
+    hub = runner.invoke(app, ["train", "classifier", *common, "--weights", "kinetics"])
+    assert hub.exit_code == 1 and "nothing is downloaded" in said(hub)
+    # a CSV row naming a missing file is rejected with its reason; the rest is indexed
+    bad = tmp_path / "bad"
+    shutil.copytree(clips, bad, ignore=shutil.ignore_patterns("manifest*", "rejected*"))
+    (bad / "test.csv").write_text((bad / "test.csv").read_text() + "ghost/none.mp4,ghost\n")
+    result = runner.invoke(app, ["data", "index", str(bad)])
+    assert result.exit_code == 0, result.output
+    rejected = (bad / "rejected.csv").read_text()
+    assert "ghost/none.mp4" in rejected and "not found" in rejected
+    # a class of the test split that training never saw
+    (bad / "ghost").mkdir()
+    shutil.copy(next((bad / "work_at_table").glob("*.mp4")), bad / "ghost" / "g.mp4")
+    (bad / "test.csv").write_text((bad / "test.csv").read_text().replace("ghost/none.mp4", "ghost/g.mp4"))
+    for name in ("manifest.parquet", "manifest.json", "rejected.csv"):
+        (bad / name).unlink(missing_ok=True)
+    result = runner.invoke(app, ["evaluate", "classifier", str(bad), "--out", str(trained_classifier["out"]), *TINY])
+    assert result.exit_code == 1 and "class 'ghost' of the test split" in said(result)
+    # class folders: an empty class folder and clips shorter than T frames are warned about
+    folders = tmp_path / "folders"
+    shutil.copytree(clips, folders, ignore=shutil.ignore_patterns("*.csv", "manifest*", "rejected*", "*.json"))
+    (folders / "empty_class").mkdir()
+    console = Console(record=True, width=300)
+    cfg = load_config(None, ["classifier.num_frames=16"])
+    splits = dataset_splits(Context(cfg=cfg, dataset=folders, out=tmp_path / "o", console=console))
+    text = console.export_text()
+    assert "empty_class holds no video" in text and "shorter than 16 frames" in text
+    assert splits.labels == ["roam_and_leave", "stand_at_head", "walk_to_trolley", "work_at_table"]
+    with pytest.raises(DataError):
+        make_splits([], val_fraction=0.2, test_fraction=0.2)
