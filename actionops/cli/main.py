@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from actionops import __version__
-from actionops.cli import data, demo, evaluate, flow, pipeline, predict, registry, train
+from actionops.cli import data, demo, evaluate, flow, pipeline, predict, registry, train, tune
 from actionops.cli.common import err_console
 from actionops.cli.planned import planned_groups
 
@@ -33,6 +33,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(flow.app, name="flow")
 app.add_typer(train.app, name="train")
+app.add_typer(tune.app, name="tune")
 for sub in planned_groups():
     app.add_typer(sub, name=sub.info.name)
 app.add_typer(predict.app, name="predict")

@@ -7,10 +7,7 @@ import typer
 
 from actionops.cli.common import err_console
 
-PLANNED = {
-    "tune": ("Hyperparameter-search campaigns on Ray Tune.",
-             "actionops tune clustering data/or --samples 8 --scheduler asha", 6),
-}
+PLANNED: dict[str, tuple[str, str, int]] = {}
 
 
 def planned_groups() -> list[typer.Typer]:

@@ -67,7 +67,7 @@ def show(name: NameArg, json_out: JsonOpt = False) -> None:
         evals = ", ".join(f"{k}={v}" for k, v in row["eval"].items() if k not in ("data", "split")) or "-"
         promo = f"{row['promotion'].get('by', '')} {row['promotion'].get('at', '')}: {row['promotion'].get('reason', '')}" \
             if row["promotion"] else "-"
-        table.add_row(row["version"], ", ".join(row["aliases"]) or "-", row["created"], evals,
+        table.add_row(str(row["version"]), ", ".join(row["aliases"]) or "-", row["created"], evals,
                       str(row["dataset_version"] or "-"), (row["run_id"] or "-")[:12], promo)
     console.print(table)
 

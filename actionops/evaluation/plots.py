@@ -76,3 +76,35 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], rows: Sequence[str]
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def parallel_coordinates_figure(rows: Sequence[dict], keys: Sequence[str], metric: str):
+    """Tune trials as lines across their (min-max scaled, log for wide positive ranges) parameters
+    and the metric, coloured by the metric."""
+    plt = _plt()
+    columns = list(keys) + [metric]
+    values = np.array([[float(r["params"][k]) if isinstance(r["params"][k], (int, float)) else float("nan")
+                        for k in keys] + [float(r[metric])] for r in rows], dtype=float)
+    scaled = np.zeros_like(values)
+    for j in range(values.shape[1]):
+        col = values[:, j]
+        if np.all(col > 0) and np.nanmax(col) / max(np.nanmin(col), 1e-30) > 20:
+            col = np.log10(col)
+        lo, hi = np.nanmin(col), np.nanmax(col)
+        scaled[:, j] = 0.5 if hi - lo < 1e-12 else (col - lo) / (hi - lo)
+    fig, ax = plt.subplots(figsize=(1.8 * len(columns) + 2, 4))
+    scores = values[:, -1]
+    span = (scores.max() - scores.min()) or 1.0
+    cmap = plt.get_cmap("viridis")
+    for i in range(len(rows)):
+        ax.plot(range(len(columns)), scaled[i], color=cmap((scores[i] - scores.min()) / span), alpha=0.8, marker="o")
+    ax.set_xticks(range(len(columns)))
+    ax.set_xticklabels(columns, rotation=20, ha="right")
+    ax.set_yticks([])
+    for j in range(len(columns)):
+        ax.axvline(j, color="grey", lw=0.5)
+        ax.annotate(f"{np.nanmin(values[:, j]):.3g}", (j, -0.06), ha="center", fontsize=7)
+        ax.annotate(f"{np.nanmax(values[:, j]):.3g}", (j, 1.03), ha="center", fontsize=7)
+    ax.set_title(f"trials: parameters and {metric} (colour)")
+    fig.tight_layout()
+    return fig

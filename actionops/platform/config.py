@@ -102,6 +102,7 @@ class TrainConfig:
     torch_threads: int | None = None  # per worker; default: local cores / num_workers
     cpus_per_worker: float | None = None  # Ray CPUs a worker reserves; default 1, less when the
     # workers would otherwise hold every CPU while a streaming (re-executed) dataset needs some
+    gpus_per_worker: float = 1.0  # fractions pack several workers (e.g. Tune trials) on one GPU
     seed: int = 0
     fault_at_epoch: int | None = None  # testing: one worker raises once after this epoch
 
@@ -197,6 +198,33 @@ def build_config(data: Mapping[str, Any], *, source: str = "<dict>") -> Config:
         values = data.get(name) or {}
         sections[name] = _build_dataclass(cls, values, prefix=name, source=source)
     return Config(sections=sections, source=source)
+
+
+def _default_space() -> dict[str, dict[str, str]]:
+    return {
+        "classifier": {"classifier.lr": "loguniform(1e-4, 3e-3)", "classifier.weight_decay": "loguniform(1e-5, 1e-3)",
+                       "classifier.label_smoothing": "choice([0.0, 0.05, 0.1])"},
+        "clustering": {"optim.lr_cm": "loguniform(1e-4, 1e-2)", "optim.lmd_cm": "choice([1.0, 10.0])"},
+    }
+
+
+@config_section("tune")
+@dataclass(frozen=True)
+class TuneConfig:
+    """Ray Tune campaigns (`actionops tune PIPELINE DATASET`): one Tuner whose trials run the
+    pipeline's training through the shared Ray Train runner."""
+
+    samples: int = 4
+    scheduler: Literal["asha", "fifo"] = "asha"
+    metric: str | None = None  # default per pipeline: val_macro_f1 (classifier), loss (clustering)
+    mode: Literal["max", "min"] | None = None
+    max_concurrent: int = 2
+    cpus_per_trial: float | None = None  # default: leave one CPU for Ray Data, share the rest
+    gpus_per_trial: float = 0.0  # e.g. 0.5 packs two trials on one GPU (needs train.use_gpu)
+    grace_period: int = 1  # ASHA: epochs before a trial can be stopped
+    reduction_factor: float = 2.0
+    storage_path: str | None = None  # default <train storage>/tune
+    space: dict[str, dict[str, str]] = field(default_factory=_default_space)  # per pipeline: dotted key -> distribution
 
 
 # ----------------------------------------------------------------------------- validation

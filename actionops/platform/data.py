@@ -7,6 +7,7 @@ corrupt video never fails a block of good ones: its row carries an `error` inste
 from __future__ import annotations
 
 import json
+import os
 import math
 import time
 import zlib
@@ -117,11 +118,18 @@ def index_dataset(root: str | Path, *, layout: str = "auto", out: str | Path | N
     manifest_path = Path(out) if out else root / MANIFEST_NAME
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
     manifest.attrs = {}
-    manifest.to_parquet(manifest_path, index=False)
     rejected_path = manifest_path.with_name(REJECTED_NAME)
-    pd.DataFrame([asdict(r) for r in rejected], columns=["path", "reason"]).to_csv(rejected_path, index=False)
-    (manifest_path.with_suffix(".json")).write_text(json.dumps({"layout": layout, "root": str(root)}))
+    # each file appears whole (temp file + rename): a reader never sees a half-written manifest
+    _atomic(manifest_path, lambda tmp: manifest.to_parquet(tmp, index=False))
+    _atomic(rejected_path, lambda tmp: pd.DataFrame([asdict(r) for r in rejected], columns=["path", "reason"]).to_csv(tmp, index=False))
+    _atomic(manifest_path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps({"layout": layout, "root": str(root)})))
     return IndexResult(layout, manifest, rejected, manifest_path, rejected_path)
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    tmp.replace(path)
 
 
 def _entry_item(entry: VideoEntry) -> dict[str, Any]:

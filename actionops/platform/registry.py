@@ -83,7 +83,7 @@ def show(name: str) -> dict[str, Any]:
             except Exception:  # a run deleted from the store: the version still shows
                 run_metrics = {}
         rows.append({
-            "version": v.version, "aliases": sorted(by_version.get(str(v.version), [])),
+            "version": str(v.version), "aliases": sorted(by_version.get(str(v.version), [])),
             "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.creation_timestamp / 1000)),
             "run_id": v.run_id, "dataset_version": v.tags.get("dataset_version"),
             "eval": {k[5:]: v.tags[k] for k in sorted(v.tags) if k.startswith("eval.")},

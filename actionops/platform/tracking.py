@@ -96,11 +96,13 @@ def start_run(
     dataset_version: str | None = None,
     parent_run_id: str | None = None,
     config_yaml: str | None = None,
+    run_id: str | None = None,
 ) -> Iterator[Any]:
     """An MLflow run with flattened params and the standard tags (git SHA, dataset version).
 
     `params` is a flat dict (`Config.flat()`); `config_yaml`, when given, is logged as the
-    `config.yaml` artifact. A child run of a campaign passes `parent_run_id`.
+    `config.yaml` artifact. A child run of a campaign passes `parent_run_id`; `run_id` reopens
+    an existing run (a resumed campaign) without logging its params again.
     """
     import mlflow
 
@@ -114,6 +116,10 @@ def start_run(
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     all_tags.update(tags or {})
+    if run_id:
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run
+        return
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name, tags=all_tags, nested=bool(parent_run_id)
     ) as run:
@@ -122,6 +128,22 @@ def start_run(
         if config_yaml is not None:
             mlflow.log_text(config_yaml, "config.yaml")
         yield run
+
+
+def log_dataset_input(dataset: str | Path, version: str | None, *, context: str = "training") -> None:
+    """Record the dataset a run used as an MLflow input (`mlflow.log_input`): its folder as the
+    source and its DVC hash as the digest ("untracked" when DVC does not track it)."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = resolve_dataset_source(Path(dataset).resolve().as_uri())
+    digest = (version or "untracked")[:36]  # MLflow caps digests at 36 characters
+    mlflow.log_input(MetaDataset(source, name=Path(dataset).resolve().name, digest=digest), context=context)
+    if version:
+        mlflow.set_tag("actionops.dataset_version", version)
 
 
 def log_params(params: Mapping[str, Any]) -> None:

@@ -84,16 +84,19 @@ def run_training(
     *,
     train_cfg: Any,
     name: str,
-    resume: bool = False,
+    resume: bool | str = False,
     datasets: dict[str, Any] | None = None,
     mlflow_run_id: str | None = None,
     datasets_to_split: list[str] | None = None,
+    callbacks: list | None = None,
 ) -> TrainResult:
     """Run `loop` on `train_cfg.num_workers` Ray Train workers; return the final state dict.
 
     `train_cfg` is the `train` config section (num_workers, use_gpu, max_failures, storage_path,
     amp, fault_at_epoch). `datasets_to_split` names the datasets sharded across workers (default
-    all); the others (e.g. validation) reach every worker whole. Needs a Ray session. Raises ActionopsError when training fails.
+    all); the others (e.g. validation) reach every worker whole. `callbacks` go to the RunConfig
+    (e.g. Tune's TuneReportCallback inside a trial). `resume="auto"` resumes the last run of
+    `name` when there is one. Needs a Ray session. Raises ActionopsError when training fails.
     """
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -102,9 +105,13 @@ def run_training(
 
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
     storage = storage_root(train_cfg.storage_path)
-    run_name = resolve_run_name(safe, storage, resume)
+    if resume == "auto":
+        pointer = _pointer(storage, safe)
+        resume = pointer is not None and pointer.is_file()
+    run_name = resolve_run_name(safe, storage, bool(resume))
     use_gpu = resolve_use_gpu(train_cfg.use_gpu)
     cpus = worker_cpus(train_cfg, datasets or {}, use_gpu)
+    gpus = float(getattr(train_cfg, "gpus_per_worker", 1.0) or 1.0)
     config = {**loop_config, "_runner": {
         "mlflow_run_id": mlflow_run_id, "tracking_uri": tracking.tracking_uri() if mlflow_run_id else None,
         "amp": bool(train_cfg.amp), "fault_at_epoch": train_cfg.fault_at_epoch,
@@ -115,12 +122,13 @@ def run_training(
         loop,
         train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=train_cfg.num_workers, use_gpu=use_gpu,
-                                               resources_per_worker={"CPU": cpus, **({"GPU": 1} if use_gpu else {})}),
+                                               resources_per_worker={"CPU": cpus, **({"GPU": gpus} if use_gpu else {})}),
         run_config=ray.train.RunConfig(
             name=run_name,
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=train_cfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks or None,
         ),
         datasets=datasets or {},
         dataset_config=ray.train.DataConfig(datasets_to_split=datasets_to_split) if datasets_to_split else None,
@@ -153,6 +161,13 @@ def worker_cpus(train_cfg: Any, datasets: dict[str, Any], use_gpu: bool) -> floa
     if streaming and not use_gpu and train_cfg.num_workers >= total:
         return max(0.1, (total - 1) / train_cfg.num_workers)
     return 1.0
+
+
+def last_metrics(history: list[dict], state: dict | None = None) -> dict[str, float]:
+    """Numeric metrics of the last reported epoch; from the checkpoint when this run reported none
+    (a resumed run whose epochs were all done)."""
+    row = history[-1] if history else (state or {}).get("metrics") or {}
+    return {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -76,9 +76,13 @@ def _save(path: Path, state: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- stage: train
-def train_classifier(ctx: Context) -> dict:
+def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register: bool = True,
+                     callbacks: list | None = None, run_name: str | None = None) -> dict:
     """Train `classifier.model` on the train split (best epoch by val macro-F1), write
-    classifier.pt, log curves, register the best model with alias `candidate`."""
+    classifier.pt, log curves, register the best model with alias `candidate`.
+
+    Inside a Tune trial: `parent_run_id` (the campaign's MLflow run), `register=False`,
+    `callbacks=[TuneReportCallback()]`, `run_name` (the trial: its Train run resumes by name)."""
     import torch
 
     from actionops.evaluation.plots import loss_curves_figure
@@ -87,7 +91,7 @@ def train_classifier(ctx: Context) -> dict:
     from actionops.pipelines.clip_classification.data import eval_dataset, train_dataset
     from actionops.pipelines.clip_classification.loops import classifier_loop
     from actionops.platform import tracking
-    from actionops.platform.train import run_training
+    from actionops.platform.train import last_metrics, run_training
 
     cfg, c = ctx.cfg, ctx.cfg.classifier
     splits = dataset_splits(ctx)
@@ -115,12 +119,15 @@ def train_classifier(ctx: Context) -> dict:
                    "early_stopping": c.early_stopping, "has_val": bool(splits.val), "seed": cfg.train.seed}
     version_tags = {"dataset": str(ctx.dataset.resolve()), "dataset_version": _dataset_version(ctx) or "unknown",
                     "model": c.model, "labels": ",".join(splits.labels)}
-    with tracking.start_run(EXPERIMENT, run_name=f"train-{c.model}", params=cfg.flat(), config_yaml=cfg.to_yaml(),
+    train_name = run_name or f"classifier-{c.model}-{ctx.dataset.name}"
+    with tracking.start_run(EXPERIMENT, run_name=run_name or f"train-{c.model}", params=cfg.flat(), config_yaml=cfg.to_yaml(),
                             tags={"actionops.stage": "train_classifier", "actionops.model": c.model},
-                            dataset_version=_dataset_version(ctx)) as run:
+                            dataset_version=_dataset_version(ctx), parent_run_id=parent_run_id) as run:
         tracking.log_params({"model_parameters": params, "num_classes": len(splits.labels)})
-        result = run_training(classifier_loop, loop_config, train_cfg=cfg.train, name=f"classifier-{c.model}-{ctx.dataset.name}",
-                              resume=ctx.resume, datasets=datasets, mlflow_run_id=run.info.run_id, datasets_to_split=["train"])
+        tracking.log_dataset_input(ctx.dataset, _dataset_version(ctx), context="training")
+        result = run_training(classifier_loop, loop_config, train_cfg=cfg.train, name=train_name,
+                              resume=ctx.resume, datasets=datasets, mlflow_run_id=run.info.run_id, datasets_to_split=["train"],
+                              callbacks=callbacks)
         state = result.checkpoint_state
         best = state["best_model"] if state.get("best_model") is not None else state["model"]
         checkpoint = {"model_name": c.model, "model_args": args, "model": best, "labels": splits.labels,
@@ -134,15 +141,25 @@ def train_classifier(ctx: Context) -> dict:
         tracking.log_figure(loss_curves_figure({k: v for k, v in accuracy.items() if v}, f"{c.model} accuracy / F1"),
                             "figures/accuracy_curves.png")
         tracking.log_metrics({"best_val_macro_f1": float(state["best_macro_f1"]), "best_epoch": float(state["best_epoch"])})
-        example = {"clip": np.zeros((2, c.num_frames, 3, c.size, c.size), np.float32)}
-        version = tracking.log_checkpoint_model(ctx.out / "classifier.pt", example, registered_name=c.registered_name,
-                                                version_tags={**version_tags, "best_val_macro_f1": f"{state['best_macro_f1']:.4f}"})
+        version = None
+        if register:
+            version = register_classifier(ctx.out / "classifier.pt", c, {**version_tags, "best_val_macro_f1": f"{state['best_macro_f1']:.4f}"})
     throughput = [h["train_clips_per_s"] for h in history if "train_clips_per_s" in h]
     return {"model": c.model, "parameters_m": round(params / 1e6, 3), "epochs": state["epoch"],
             "stopped_early": bool(state.get("stopped_early")), "best_epoch": state["best_epoch"],
             "best_val_macro_f1": float(state["best_macro_f1"]),
             "train_clips_per_s": float(np.median(throughput)) if throughput else None,
-            "registered": f"{c.registered_name} v{version}", "mlflow_run_id": run.info.run_id}
+            "registered": f"{c.registered_name} v{version}" if version else None, "mlflow_run_id": run.info.run_id,
+            "last_epoch_metrics": last_metrics(history, state), "reported_epochs": len(history)}
+
+
+def register_classifier(checkpoint: Path, c: Any, version_tags: dict) -> str | None:
+    """Log a classifier checkpoint as an MLflow pyfunc model in the active run and register it
+    as `classifier.registered_name` with alias `candidate`; returns the version."""
+    from actionops.platform import tracking
+
+    example = {"clip": np.zeros((2, c.num_frames, 3, c.size, c.size), np.float32)}
+    return tracking.log_checkpoint_model(checkpoint, example, registered_name=c.registered_name, version_tags=version_tags)
 
 
 # ----------------------------------------------------------------------------- loading, scoring

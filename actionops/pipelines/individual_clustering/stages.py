@@ -14,7 +14,6 @@ Every stage logs a run to the MLflow experiment `individual-clustering`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -174,9 +173,11 @@ def embed_windows(model, ds, batch_size: int) -> dict[str, Any]:
             **{k: np.asarray(out[k]) for k in ("video_id", "start", "id", "truth")}}
 
 
-def train_clustering(ctx: Context) -> dict:
+def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register: bool = True,
+                     callbacks: list | None = None, run_name: str | None = None) -> dict:
     """Joint training with the DEC clustering layer (k-means initialised); writes clustering.pt,
-    logs plots and registers the model as `clustering.model_name` with alias `candidate`."""
+    logs plots and registers the model as `clustering.model_name` with alias `candidate`.
+    In a Tune trial: `parent_run_id`, `register=False`, `callbacks`, `run_name` (see tune.py)."""
     import torch
     from sklearn.cluster import KMeans
 
@@ -185,7 +186,7 @@ def train_clustering(ctx: Context) -> dict:
     from actionops.pipelines.individual_clustering.loops import clustering_loop
     from actionops.pipelines.individual_clustering.windows import window_dataset
     from actionops.platform import tracking
-    from actionops.platform.train import run_training
+    from actionops.platform.train import last_metrics, run_training
 
     cfg, c, o = ctx.cfg, ctx.cfg.clustering, ctx.cfg.optim
     rows = manifest_rows(ctx, "train")
@@ -209,10 +210,12 @@ def train_clustering(ctx: Context) -> dict:
                    "epochs": c.epochs, "batch_size": c.batch_size, "update_interval": c.update_interval,
                    "lr_ae_frame": o.lr_ae_frame, "lr_ae_flow": o.lr_ae_flow, "lr_cm": o.lr_cm, "lmd_cm": o.lmd_cm,
                    "weight_decay": o.weight_decay, "seed": cfg.train.seed}
-    with tracking.start_run(EXPERIMENT, run_name="clustering", params=cfg.flat(), config_yaml=cfg.to_yaml(),
-                            tags={"actionops.stage": "clustering"}, dataset_version=_dataset_version(ctx)) as run:
-        result = run_training(clustering_loop, loop_config, train_cfg=cfg.train, name=f"clustering-{ctx.dataset.name}",
-                              resume=ctx.resume, datasets={"train": ds}, mlflow_run_id=run.info.run_id)
+    with tracking.start_run(EXPERIMENT, run_name=run_name or "clustering", params=cfg.flat(), config_yaml=cfg.to_yaml(),
+                            tags={"actionops.stage": "clustering"}, dataset_version=_dataset_version(ctx),
+                            parent_run_id=parent_run_id) as run:
+        tracking.log_dataset_input(ctx.dataset, _dataset_version(ctx), context="training")
+        result = run_training(clustering_loop, loop_config, train_cfg=cfg.train, name=run_name or f"clustering-{ctx.dataset.name}",
+                              resume=ctx.resume, datasets={"train": ds}, mlflow_run_id=run.info.run_id, callbacks=callbacks)
         state = result.checkpoint_state
         checkpoint = {k: state[k] for k in ("model_name", "model_args", "model", "epoch")}
         _save(ctx.out / "clustering.pt", checkpoint)
@@ -237,12 +240,27 @@ def train_clustering(ctx: Context) -> dict:
                                                         "train: true label x cluster", "cluster"), "figures/confusion_train.png")
         for method in ("pca", "tsne"):
             tracking.log_figure(embedding_figure(emb["z"], colourings, method, cfg.train.seed), f"figures/embeddings_{method}.png")
-        example = _model_example(ds)
-        version = tracking.log_checkpoint_model(
-            ctx.out / "clustering.pt", example, registered_name=c.model_name,
-            version_tags={"dataset": str(ctx.dataset), "dataset_version": _dataset_version(ctx) or "unknown"})
+        version = None
+        if register:
+            version = tracking.log_checkpoint_model(
+                ctx.out / "clustering.pt", _model_example(ds), registered_name=c.model_name,
+                version_tags={"dataset": str(ctx.dataset), "dataset_version": _dataset_version(ctx) or "unknown"})
     return {"epochs": state["epoch"], "final_loss": curves["loss"][-1] if curves["loss"] else None,
-            "train_scores": scores, "registered": f"{c.model_name} v{version}", "mlflow_run_id": run.info.run_id}
+            "train_scores": scores, "registered": f"{c.model_name} v{version}" if version else None,
+            "mlflow_run_id": run.info.run_id, "last_epoch_metrics": last_metrics(result.history, state),
+            "reported_epochs": len(result.history)}
+
+
+def register_clustering(ctx: Context, cfg: Config, checkpoint: Path, tags: dict) -> str | None:
+    """Log a clustering checkpoint as a model in the active run and register it (alias candidate)."""
+    from actionops.pipelines.individual_clustering.windows import window_dataset
+    from actionops.platform import tracking
+
+    c = cfg.clustering
+    rows = manifest_rows(ctx, "train")
+    ds = window_dataset(rows[:1], cfg.autoencoder, people=max(int(r["people"]) for r in rows), spatial=c.add_spatial_feature,
+                        motion=(c.motion_grid, c.motion_bins))
+    return tracking.log_checkpoint_model(checkpoint, _model_example(ds), registered_name=c.model_name, version_tags=tags)
 
 
 def _model_example(ds) -> dict[str, np.ndarray]:
