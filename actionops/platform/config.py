@@ -204,7 +204,7 @@ def _default_space() -> dict[str, dict[str, str]]:
     return {
         "classifier": {"classifier.lr": "loguniform(1e-4, 3e-3)", "classifier.weight_decay": "loguniform(1e-5, 1e-3)",
                        "classifier.label_smoothing": "choice([0.0, 0.05, 0.1])"},
-        "clustering": {"optim.lr_cm": "loguniform(1e-4, 1e-2)", "optim.lmd_cm": "choice([1.0, 10.0])"},
+        "clustering": {"optim.lr_cm": "loguniform(1e-4, 1e-2)", "optim.lr_ae_frame": "loguniform(1e-5, 1e-3)"},
     }
 
 
