@@ -11,7 +11,8 @@ from actionops.cli.common import AddressOpt, JsonOpt, OutOpt, ParamsOpt, SetOpt,
 
 app = group(
     "evaluate",
-    "Scores against ground truth: Hungarian accuracy, NMI, ARI (and majority vote, labelled as such).",
+    "Scores against ground truth: clustering (Hungarian accuracy, NMI, ARI, majority vote labelled as\n"
+    "such) and classifiers (accuracy, macro-F1, per class, confusion matrix, latency).",
     "actionops evaluate clustering data/or --stage test",
 )
 

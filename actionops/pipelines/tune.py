@@ -154,7 +154,8 @@ def tune_pipeline(ctx: Context, spec_name: str, *, space_file: Path | None = Non
     from actionops.platform.tune import TRIAL_HEAD_CPU
 
     total = ray.cluster_resources().get("CPU", 1.0) - TRIAL_HEAD_CPU * t.max_concurrent
-    per_trial = t.cpus_per_trial or max(0.1, (total - 1) / t.max_concurrent if total > 1.5 else total / (2 * t.max_concurrent))
+    # keep 1.5 CPUs free: one for Ray Data's tasks plus a margin for actors other work still holds
+    per_trial = t.cpus_per_trial or max(0.1, (total - 1.5) / t.max_concurrent if total > 2 else total / (4 * t.max_concurrent))
     overrides: dict[str, Any] = {"train.storage_path": str(Path(storage) / "tune-trials") if "://" not in storage else storage,
                                  "train.cpus_per_worker": per_trial / cfg.train.num_workers}
     if t.gpus_per_trial:
