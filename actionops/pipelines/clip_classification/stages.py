@@ -24,6 +24,7 @@ import numpy as np
 
 from actionops.errors import ActionopsError, DataError
 from actionops.pipelines.context import Context
+from actionops.pipelines.context import save_state as _save
 
 EXPERIMENT = "clip-classification"
 
@@ -66,15 +67,6 @@ def model_args(c: Any, num_classes: int) -> dict:
     return {"num_classes": num_classes, "num_frames": c.num_frames, "image_size": c.size}
 
 
-def _save(path: Path, state: dict) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
 # ----------------------------------------------------------------------------- stage: train
 def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register: bool = True,
                      callbacks: list | None = None, run_name: str | None = None) -> dict:
@@ -87,7 +79,11 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
 
     from actionops.evaluation.plots import loss_curves_figure
     from actionops.models import create_model
-    from actionops.models.classifiers import count_parameters, freeze_until, load_weights
+    from actionops.models.classifiers import (
+        count_parameters,
+        freeze_until,
+        load_weights,
+    )
     from actionops.pipelines.clip_classification.data import eval_dataset, train_dataset
     from actionops.pipelines.clip_classification.loops import classifier_loop
     from actionops.platform import tracking

@@ -21,6 +21,7 @@ import numpy as np
 
 from actionops.errors import ActionopsError, DataError
 from actionops.pipelines.context import Context
+from actionops.pipelines.context import save_state as _save
 from actionops.platform.config import Config
 
 EXPERIMENT = "individual-clustering"
@@ -80,15 +81,6 @@ def _head_args(cfg: Config) -> dict:
 
 def motion_dim(c) -> int:
     return c.motion_grid * c.motion_grid * c.motion_bins if c.add_motion_feature else 0
-
-
-def _save(path: Path, state: dict) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
 
 
 def load_state(path: Path) -> dict:
@@ -182,7 +174,11 @@ def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register
     from sklearn.cluster import KMeans
 
     from actionops.evaluation.metrics import clustering_scores, contingency
-    from actionops.evaluation.plots import confusion_matrix_figure, embedding_figure, loss_curves_figure
+    from actionops.evaluation.plots import (
+        confusion_matrix_figure,
+        embedding_figure,
+        loss_curves_figure,
+    )
     from actionops.pipelines.individual_clustering.loops import clustering_loop
     from actionops.pipelines.individual_clustering.windows import window_dataset
     from actionops.platform import tracking
@@ -363,7 +359,12 @@ def _boxes_video(row: dict, records: list[dict], target: Path) -> Path:
 # ----------------------------------------------------------------------------- stage: evaluate
 def evaluate(ctx: Context, split: str) -> dict:
     """Scores of the predictions of `split` against the annotations (person-window level)."""
-    from actionops.evaluation.metrics import classification_report, clustering_scores, contingency, hungarian_mapping
+    from actionops.evaluation.metrics import (
+        classification_report,
+        clustering_scores,
+        contingency,
+        hungarian_mapping,
+    )
     from actionops.evaluation.plots import confusion_matrix_figure
     from actionops.platform import tracking
 
