@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # pip prints hundreds of harmless "Location ... is ignored" lines on these machines
 QUIET  := 2>&1 | grep -v "is ignored" || true
 
-.PHONY: demo test test-all bench lock clean venv
+.PHONY: demo test test-all bench repro lock clean venv
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# The DVC pipeline (dvc.yaml): every stage of both pipelines on generated data; a second run does nothing.
+repro: $(STAMP)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH DVC_NO_ANALYTICS=1 $(VENV)/bin/dvc repro
 
 bench: $(STAMP)
 	@for b in benchmarks/[a-z]*.py; do $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done

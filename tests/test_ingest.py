@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from actionops.cli.main import app
+from actionops.errors import DataError
 from actionops.platform import flow as flowlib
 from actionops.platform.data import (
     _probe_row,
@@ -96,6 +97,26 @@ def test_index_or_layout(ray_local, or_scenes, tmp_path):
     assert (m["frames"] == 24).all() and (m["width"] == 96).all() and (m["codec"] == "h264").all()
     assert (m["people"] >= 3).all() and m["pose_path"].map(os.path.isfile).all()
     assert m["flow_path"].str.endswith("/flow.npy").all()
+
+
+def test_manifest_and_flow_outside_a_read_only_dataset(ray_local, or_scenes, tmp_path):
+    """`data index --out --flow-dir` leaves the dataset untouched; later commands take the manifest."""
+    from actionops.platform.data import resolve_dataset
+
+    before = sorted(p.relative_to(or_scenes) for p in or_scenes.rglob("*"))
+    out = tmp_path / "derived"
+    result = runner.invoke(app, ["data", "index", str(or_scenes), "--out", str(out / "m.parquet"),
+                                 "--flow-dir", str(out / "flow"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert resolve_dataset(out / "m.parquet") == (or_scenes.resolve(), out / "m.parquet")
+    assert resolve_dataset(or_scenes) == (or_scenes, or_scenes / "manifest.parquet")
+    flow = runner.invoke(app, ["flow", "compute", str(out / "m.parquet"), "--method", "dis", "--json"])
+    assert flow.exit_code == 0, flow.output
+    flows = sorted(p.relative_to(out / "flow") for p in (out / "flow").rglob("*.npy"))
+    assert [str(p) for p in flows] == sorted(f"{r}.npy" for r in pd.read_parquet(out / "m.parquet")["video_id"])
+    assert sorted(p.relative_to(or_scenes) for p in or_scenes.rglob("*")) == before
+    with pytest.raises(DataError, match="no manifest at"):
+        resolve_dataset(tmp_path / "missing.parquet")
 
 
 def test_index_csv_layout_with_every_kind_of_bad_input(ray_local, clips, tmp_path):

@@ -77,7 +77,7 @@ def test_asha_campaign_four_concurrent_trials(ray_local, tiny_clips, stores):
     assert len(info["trials"]) == 4 and all(r["status"] == "done" for r in info["trials"])
     assert info["registered"] == "clip-classifier v1"
     children = _children(info["mlflow_parent_run_id"])
-    assert len(children) == 4 and all(r.info.status in ("FINISHED", "KILLED") for r in children)
+    assert len(children) == 4 and all(r.info.status in ("FINISHED", "KILLED") for r in children), [r.info.status for r in children]
     assert all("val_macro_f1" in r.data.metrics for r in children)
     version = tracking.version_by_alias("clip-classifier", "candidate")
     assert version.tags["trial"] == info["best"]["trial"]

@@ -65,11 +65,13 @@ def stage_context(dataset: Path, out: Optional[Path], params, sets, address, res
     import importlib
 
     from actionops.pipelines.context import Context
+    from actionops.platform.data import resolve_dataset
 
     default_out = importlib.import_module(f"actionops.pipelines.{pipeline}.stages").default_out
     cfg = load_cfg(params, sets, ray__address=address, **overrides)
-    return Context(cfg=cfg, dataset=Path(dataset), out=Path(out) if out else default_out(dataset),
-                   console=err_console if json_out else console, resume=resume)
+    root, manifest = resolve_dataset(dataset)
+    return Context(cfg=cfg, dataset=root, out=Path(out) if out else default_out(root),
+                   console=err_console if json_out else console, resume=resume, manifest=manifest)
 
 
 def show_result(title: str, result: dict, json_out: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""`actionops data ...`: datasets (synthetic scenes now; index, add, versions arrive later)."""
+"""`actionops data ...`: synthetic scenes, index, DVC versions (add, versions, checkout)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from actionops.cli.common import AddressOpt, JsonOpt, ParamsOpt, SetOpt, console
 
 app = group(
     "data",
-    "Datasets: generate synthetic scenes, index and check videos.",
+    "Datasets: generate synthetic scenes, index and check videos, version them with DVC.",
     "actionops data synth data/or --kind or-scene --videos 6 --seed 0\n  actionops data index data/or",
 )
 
@@ -55,7 +55,8 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit with code 1 when
 def index(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder.")],
     layout: LayoutOpt = "auto",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Manifest path (default DATASET/manifest.parquet).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Manifest path (default DATASET/manifest.parquet). Later commands take this .parquet in place of DATASET.")] = None,
+    flow_dir: Annotated[Optional[Path], typer.Option("--flow-dir", help="Put every video's optical flow under this folder (default: beside the video for the operating-room layout, DATASET/flow/ otherwise).")] = None,
     strict: StrictOpt = False,
     address: AddressOpt = None,
     params: ParamsOpt = None,
@@ -72,6 +73,7 @@ def index(
     Example:
       actionops data index data/or
       actionops data index ../shared/data/weizmann4 --layout class-folders --out w4.parquet
+      actionops data index data/demo --out outputs/demo/manifest.parquet --flow-dir outputs/demo/flow  # dataset left untouched
     """
     from actionops.platform.cluster import ray_session
     from actionops.platform.data import index_dataset
@@ -80,7 +82,7 @@ def index(
     cfg = load_cfg(params, set_, ray__address=address)
     quiet = None if json_out else console
     with ray_session(cfg.ray), progress_bar(quiet, "probing videos", 0) as update:
-        result = index_dataset(dataset, layout=layout, out=out, progress=lambda d, t: update(d, total=t))
+        result = index_dataset(dataset, layout=layout, out=out, flow_dir=flow_dir, progress=lambda d, t: update(d, total=t))
     summary = index_summary(result)
     if json_out:
         print_json(summary)
@@ -122,3 +124,89 @@ def show_index(summary: dict, result) -> None:
         console.print(f"[yellow]warning:[/] {len(result.rejected)} rejected (see {result.rejected_path}):")
         for row in result.rejected[:10]:
             console.print(f"  [yellow]-[/] {row.reason}", highlight=False, markup=False)
+
+
+@app.command("add")
+def add(
+    path: Annotated[Path, typer.Argument(help="Dataset folder inside a DVC repository.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="Dataset name (default: the folder's name).")] = None,
+    push: Annotated[bool, typer.Option("--push/--no-push", help="Push the version to the DVC remote.")] = True,
+    pack_threshold: Annotated[int, typer.Option("--pack-threshold", help="Pack sub-folders with at least this many image files into one .tar (0: never).")] = 1000,
+    note: Annotated[str, typer.Option("--note", help="A line saying what changed in this version.")] = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Track a dataset folder with DVC, record its version and push it to the remote.
+
+    The version is DVC's hash of the folder; datasets.yaml at the repository root lists every
+    version (commit it with the .dvc file). Remote: $ACTIONOPS_DVC_REMOTE (any DVC URL: a
+    folder, s3://, gs://, ssh://), else the repository's default remote, else .dvc/storage.
+    Training runs log this hash to MLflow as their dataset input.
+
+    \b
+    Example:
+      actionops data add data/demo
+      ACTIONOPS_DVC_REMOTE=/mnt/shared/dvc actionops data add data/or --name or-videos --note "relabelled p3"
+    """
+    from actionops.platform.versioning import add_dataset
+
+    result = add_dataset(path, name=name, push=push, pack_threshold=pack_threshold, note=note,
+                         say=None if json_out else console.print)
+    if json_out:
+        from dataclasses import asdict
+
+        print_json(asdict(result))
+        return
+    state = "new version" if result.new else "unchanged, same as"
+    console.print(f"{result.name}: {state} [bold]{result.version}[/] ({result.md5}, {result.files} files, "
+                  f"{result.size / 1e6:.1f} MB)" + (f", pushed to {result.remote}" if result.remote else ", not pushed"))
+    console.print(f"commit it: git add {result.path}.dvc datasets.yaml && git commit -m 'data: {result.name} {result.version}'",
+                  highlight=False, markup=False)
+
+
+@app.command("versions")
+def versions(
+    name: Annotated[str, typer.Argument(help="Dataset name given to `data add`.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """List the recorded versions of a dataset and which one the workspace holds.
+
+    \b
+    Example:
+      actionops data versions demo
+    """
+    from rich.table import Table
+
+    from actionops.platform.versioning import list_versions
+
+    info = list_versions(name)
+    if json_out:
+        print_json(info)
+        return
+    table = Table(title=f"{info['name']} ({info['path']})")
+    for column in ("version", "hash", "files", "MB", "added", "by", "note", ""):
+        table.add_column(column)
+    for v in info["versions"]:
+        table.add_row(v["version"], v["md5"][:12], str(v["files"]), f"{v['size'] / 1e6:.1f}", v["added"], v["by"],
+                      v.get("note") or "", "workspace" + (" (modified)" if info["modified"] else "") if v["current"] else "")
+    console.print(table)
+
+
+@app.command("checkout")
+def checkout(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION: a version number (v2) or a hash prefix.")],
+    force: Annotated[bool, typer.Option("--force", help="Discard edits of the folder that are in no version.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Put a dataset folder back exactly as it was at a version (from the DVC cache, else the remote).
+
+    \b
+    Example:
+      actionops data checkout demo@v1
+    """
+    from actionops.platform.versioning import checkout_dataset
+
+    result = checkout_dataset(ref, force=force)
+    if json_out:
+        print_json(result)
+    else:
+        console.print(f"{result['path']} is now {result['name']}@{result['version']} ({result['md5']}, from the {result['source']})")

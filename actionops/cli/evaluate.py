@@ -19,7 +19,7 @@ app = group(
 
 @app.command("clustering")
 def clustering(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout).")],
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout), or the manifest .parquet written by `data index --out`.")],
     stage: Annotated[str, typer.Option("--stage", help="Split whose predictions to score.")] = "test",
     out: OutOpt = None,
     params: ParamsOpt = None,
@@ -43,7 +43,7 @@ def clustering(
 
 @app.command("classifier")
 def classifier(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder: class folders or train/val/test.csv.")],
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder: class folders or train/val/test.csv, or the manifest .parquet written by `data index --out`.")],
     model: Annotated[Optional[str], typer.Option("--model", help="models:/clip-classifier@champion, a .pt file (default: this dataset's classifier.pt).")] = None,
     split: Annotated[str, typer.Option("--split", help="Split to score: test, val or train.")] = "test",
     latency: Annotated[bool, typer.Option("--latency/--no-latency", help="Measure ms/clip at batch 1 and the best batch size.")] = True,

@@ -19,7 +19,7 @@ app = group(
 
 @app.command("compute")
 def compute(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (indexed first when it has no manifest).")],
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder (indexed first when it has no manifest), or a manifest .parquet written by `data index --out`.")],
     method: Annotated[Optional[str], typer.Option(help="farneback or dis.")] = None,
     comp: Annotated[Optional[bool], typer.Option("--comp/--no-comp", help="Store float16 (half the disk).")] = None,
     size: Annotated[Optional[str], typer.Option(help="Resize to WxH before computing flow, e.g. 320x240.")] = None,
@@ -43,7 +43,7 @@ def compute(
       actionops flow compute data/clips --method dis --comp --size 160x120
     """
     from actionops.platform.cluster import ray_session
-    from actionops.platform.data import MANIFEST_NAME, compute_flow, index_dataset, load_manifest
+    from actionops.platform.data import compute_flow, index_dataset, load_manifest, resolve_dataset
     from actionops.platform.flow import parse_size
     from actionops.platform.progress import progress_bar
 
@@ -56,11 +56,12 @@ def compute(
         raise ConfigError(f"flow.size: {exc}") from None
     quiet = None if json_out else console
     rejected = []
+    root, manifest = resolve_dataset(dataset)
     with ray_session(cfg.ray):
-        if not (dataset / MANIFEST_NAME).is_file():
+        if not manifest.is_file():
             with progress_bar(quiet, "indexing", 0) as update:
-                rejected = index_dataset(dataset, layout=layout, progress=lambda d, t: update(d, total=t)).rejected
-        _, rows = load_manifest(dataset)
+                rejected = index_dataset(root, layout=layout, out=manifest, progress=lambda d, t: update(d, total=t)).rejected
+        _, rows = load_manifest(root, manifest)
         total_frames = sum(int(r["frames"]) for r in rows)
         with progress_bar(quiet, f"flow ({cfg.flow.method})", len(rows), unit="") as update:
             def report(videos_done: int, frames_done: int, videos: int) -> None:

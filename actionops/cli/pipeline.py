@@ -39,7 +39,7 @@ def list_(json_out: JsonOpt = False) -> None:
 @app.command("run")
 def run(
     name: Annotated[str, typer.Argument(help="Pipeline name (see `pipeline list`).")],
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder, or the manifest .parquet written by `data index --out`.")],
     out: OutOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run stages even when up to date.")] = False,
     only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this stage (repeatable).")] = None,
@@ -54,12 +54,13 @@ def run(
     Example:
       actionops pipeline run individual-clustering data/or
       actionops pipeline run individual-clustering data/or --only predict --only evaluate
+      actionops pipeline run clip-classification data/clips --set classifier.epochs=5
     """
     from actionops.pipelines.registry import get_pipeline, run_pipeline
     from actionops.platform.cluster import ray_session
 
     pipeline = get_pipeline(name)
-    ctx = stage_context(dataset, out, params, set_, address, json_out=json_out)
+    ctx = stage_context(dataset, out, params, set_, address, json_out=json_out, pipeline=pipeline.package)
     total = len(pipeline.stages)
 
     def on_stage(i: int, stage, status: str) -> None:

@@ -18,7 +18,7 @@ app = group(
 
 @app.command("clustering")
 def clustering(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout).")],
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout), or the manifest .parquet written by `data index --out`.")],
     stage: Annotated[str, typer.Option("--stage", help="Split to predict: train or test.")] = "test",
     model: Annotated[Optional[str], typer.Option("--model", help="models:/NAME@ALIAS (default: the local clustering.pt).")] = None,
     out: OutOpt = None,

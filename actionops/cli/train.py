@@ -14,7 +14,7 @@ app = group(
     "Training on Ray Train workers (GPU when present, DDP across train.num_workers), tracked in MLflow.",
     "actionops train autoencoder data/or --datatype flow --set autoencoder.epochs=10",
 )
-DatasetArg = Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout).")]
+DatasetArg = Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout), or the manifest .parquet written by `data index --out`.")]
 
 
 @app.command("autoencoder")
@@ -74,7 +74,7 @@ def clustering(
 
 @app.command("classifier")
 def classifier(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder: class folders or train/val/test.csv (path,label).")],
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder: class folders or train/val/test.csv (path,label), or the manifest .parquet written by `data index --out`.")],
     model: Annotated[Optional[str], typer.Option("--model", help="tsm_resnet18, r2plus1d_18, cnn_lstm_resnet18, x3d_xs, slow_r50, vivit_tiny.")] = None,
     weights: Annotated[Optional[str], typer.Option("--weights", help="Initial weights: a local .pt file or models:/NAME@ALIAS (nothing is downloaded).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Overrides classifier.epochs.")] = None,

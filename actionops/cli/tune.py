@@ -65,7 +65,7 @@ def _run(pipeline: str, stage_pkg: str, dataset: Path, out, samples, scheduler, 
 
 @app.command("classifier")
 def classifier(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder: class folders or train/val/test.csv.")],
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder: class folders or train/val/test.csv, or the manifest .parquet written by `data index --out`.")],
     samples: SamplesOpt = None, scheduler: SchedulerOpt = None, metric: MetricOpt = None, mode: ModeOpt = None,
     max_concurrent: ConcurrentOpt = None, space: SpaceOpt = None, resume: ResumeOpt = False, fresh: FreshOpt = False,
     out: OutOpt = None, address: AddressOpt = None, params: ParamsOpt = None, set_: SetOpt = None, json_out: JsonOpt = False,
@@ -84,7 +84,7 @@ def classifier(
 
 @app.command("clustering")
 def clustering(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout), autoencoders trained.")],
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout, autoencoders trained), or the manifest .parquet written by `data index --out`.")],
     samples: SamplesOpt = None, scheduler: SchedulerOpt = None, metric: MetricOpt = None, mode: ModeOpt = None,
     max_concurrent: ConcurrentOpt = None, space: SpaceOpt = None, resume: ResumeOpt = False, fresh: FreshOpt = False,
     out: OutOpt = None, address: AddressOpt = None, params: ParamsOpt = None, set_: SetOpt = None, json_out: JsonOpt = False,

@@ -11,13 +11,27 @@ from actionops.platform.config import Config
 
 @dataclass(frozen=True)
 class Context:
-    """What every stage gets: the config, the dataset folder, the output folder, a console."""
+    """What every stage gets: the config, the dataset folder (and its manifest), the output folder, a console."""
 
     cfg: Config
     dataset: Path
     out: Path
     console: Any = None
     resume: bool = False
+    manifest: Path | None = None  # default: dataset/manifest.parquet
+
+    @property
+    def manifest_path(self) -> Path:
+        from actionops.platform.data import MANIFEST_NAME
+
+        return Path(self.manifest) if self.manifest else Path(self.dataset) / MANIFEST_NAME
+
+    def rows(self) -> tuple[str, list[dict]]:
+        """(layout, manifest rows), indexing the dataset first when it has no manifest (needs Ray)."""
+        from actionops.platform.data import ensure_manifest, load_manifest
+
+        ensure_manifest(Path(self.dataset), self.manifest_path, self.say)
+        return load_manifest(self.dataset, self.manifest_path)
 
     def say(self, text: str) -> None:
         if self.console is not None:
@@ -33,3 +47,14 @@ def save_state(path: Path, state: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """Per-epoch metrics as a JSON list of {"epoch": n, metric: value} (what `dvc plots` reads)."""
+    import json
+
+    rows = [{"epoch": int(h.get("epoch", i + 1)),
+             **{k: float(v) for k, v in h.items() if isinstance(v, (int, float)) and k != "epoch"}}
+            for i, h in enumerate(history)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1))

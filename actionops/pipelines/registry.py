@@ -19,7 +19,8 @@ from typing import Any
 from actionops.errors import ActionopsError
 
 # Modules whose import registers a pipeline.
-PIPELINE_MODULES = ("actionops.pipelines.individual_clustering.pipeline",)
+PIPELINE_MODULES = ("actionops.pipelines.individual_clustering.pipeline",
+                    "actionops.pipelines.clip_classification.pipeline")
 _PIPELINES: dict[str, Pipeline] = {}
 
 
@@ -39,6 +40,7 @@ class Pipeline:
     name: str
     description: str
     stages: tuple[Stage, ...]
+    package: str = ""  # actionops.pipelines.<package>: its stages module gives the default output folder
 
 
 def register_pipeline(pipeline: Pipeline) -> Pipeline:

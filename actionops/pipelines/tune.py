@@ -53,7 +53,7 @@ def _train_stage(spec: TuneSpec, ctx: Context, **kwargs: Any) -> dict:
 
 
 def make_trial(spec_name: str, params_file: str, dataset: str, out_root: str, tracking_uri: str, parent_run_id: str,
-               pretrained: list[str]):
+               pretrained: list[str], manifest: str | None = None):
     """The function trainable of a campaign (everything it needs is plain strings)."""
 
     def trial(config: dict) -> None:
@@ -77,7 +77,7 @@ def make_trial(spec_name: str, params_file: str, dataset: str, out_root: str, tr
             # finished before the campaign was interrupted: report its result, train nothing again
             ray.tune.report(json.loads(done.read_text()))
             return
-        ctx = Context(cfg=cfg, dataset=Path(dataset), out=out, resume="auto")  # a restored trial continues its Train run
+        ctx = Context(cfg=cfg, dataset=Path(dataset), out=out, resume="auto", manifest=Path(manifest) if manifest else None)  # a restored trial continues its Train run
         summary = _train_stage(spec, ctx, parent_run_id=parent_run_id, register=False, callbacks=[TuneReportCallback()],
                                run_name=f"trial-{trial_id}")
         if not summary.get("reported_epochs"):  # the resumed Train run had no epoch left to report
@@ -180,12 +180,12 @@ def tune_pipeline(ctx: Context, spec_name: str, *, space_file: Path | None = Non
         state_file.write_text(json.dumps({"parent_run_id": parent.info.run_id, "campaign": path}))
         mlflow.log_dict({k: str(v) for k, v in raw.items()}, "search_space.json")
         trainable = make_trial(spec_name, str(params_file), str(ctx.dataset.resolve()), str(out_root),
-                               tracking.tracking_uri(), parent.info.run_id, pretrained)
+                               tracking.tracking_uri(), parent.info.run_id, pretrained, str(ctx.manifest_path.resolve()))
         results = run_campaign(trainable, space, name=name, storage=tune_storage, metric=metric, mode=mode,
                                samples=t.samples, scheduler=t.scheduler, max_concurrent=t.max_concurrent, max_t=max_t,
                                grace_period=t.grace_period, reduction_factor=t.reduction_factor, resume=resume)
         rows = trial_table(results, metric, mode, keys)
-        _close_stopped_child_runs(parent.info.run_id)
+        _close_stopped_child_runs(parent.info.run_id, {r["trial"] for r in rows if r["status"] == "done"})
         errors = [r for r in rows if r["status"] == "error"]
         for row in rows:  # trials stopped early by ASHA leave no final checkpoint
             row["completed"] = bool(row["path"]) and (out_root / Path(row["path"]).name / spec.checkpoint).is_file()
@@ -207,14 +207,17 @@ def tune_pipeline(ctx: Context, spec_name: str, *, space_file: Path | None = Non
             "registered": version, "mlflow_parent_run_id": parent.info.run_id}
 
 
-def _close_stopped_child_runs(parent_run_id: str) -> None:
-    """Trials that ASHA stopped were killed mid-run: mark their MLflow child runs KILLED."""
+def _close_stopped_child_runs(parent_run_id: str, ok_trials: set[str]) -> None:
+    """Trials that ASHA stopped were killed mid-run: mark their MLflow child runs KILLED. Their
+    runs are still RUNNING, or FAILED when the stop reached the trial as an exception first;
+    runs of trials that Tune reports as errors stay FAILED."""
     import mlflow
 
     client = mlflow.MlflowClient()
     parent = client.get_run(parent_run_id)
     for run in client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'"):
-        if run.info.status == "RUNNING":
+        trial = (run.info.run_name or "").removeprefix("trial-")
+        if run.info.status == "RUNNING" or (run.info.status == "FAILED" and trial in ok_trials):
             client.set_terminated(run.info.run_id, status="KILLED")
 
 

@@ -12,7 +12,7 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +96,22 @@ class IndexResult:
 
 
 def index_dataset(root: str | Path, *, layout: str = "auto", out: str | Path | None = None,
+                  flow_dir: str | Path | None = None,
                   progress: Callable[[int, int], None] | None = None) -> IndexResult:
     """Find and probe every video of `root`; write the manifest (parquet) and rejected.csv.
 
     Needs a Ray session. Rejected rows (path, reason) cover unsafe CSV paths, missing files,
-    undecodable videos and bad pose/annotation files; they never stop the others.
+    undecodable videos and bad pose/annotation files; they never stop the others. `out` puts the
+    manifest elsewhere than `root/manifest.parquet` and `flow_dir` sends every video's flow to
+    `flow_dir/<video_id>.npy` (both keep a dataset folder read-only, e.g. under DVC).
     """
     import pandas as pd
 
     root = Path(root).resolve()
     layout, entries, rejected = list_entries(root, layout)
+    if flow_dir is not None:
+        flow_root = Path(flow_dir).resolve()
+        entries = [replace(e, flow_path=str(flow_root / f"{e.video_id}.npy")) for e in entries]
     items = [_entry_item(e) for e in entries]
     probed = _run_probe(items, progress)
     rows = []
@@ -143,6 +149,29 @@ def _manifest_columns(rows: list[dict]) -> list[str]:
             "duration", "people", "pose_path", "coor_path", "annotation_path", "flow_path"]
     extra = sorted({k for row in rows for k in row} - set(base))
     return base + extra
+
+
+def resolve_dataset(dataset: str | Path) -> tuple[Path, Path]:
+    """(dataset root, manifest path) of a CLI DATASET argument: a dataset folder (manifest
+    `DATASET/manifest.parquet`) or a manifest written by `data index --out` (root read from its
+    `.json` sidecar)."""
+    dataset = Path(dataset)
+    if dataset.suffix != ".parquet":
+        return dataset, dataset / MANIFEST_NAME
+    sidecar = dataset.with_suffix(".json")
+    if not dataset.is_file() or not sidecar.is_file():
+        raise DataError(f"no manifest at {dataset} (or its {sidecar.name} is missing)",
+                        "write it with `actionops data index DATASET --out " + str(dataset) + "`, or pass the dataset folder")
+    return Path(json.loads(sidecar.read_text())["root"]), dataset
+
+
+def ensure_manifest(root: Path, manifest: Path, say: Callable[[str], None] | None = None) -> None:
+    """Index `root` into `manifest` when it does not exist yet (needs a Ray session)."""
+    if manifest.is_file():
+        return
+    result = index_dataset(root, out=manifest)
+    if result.rejected and say:
+        say(f"[yellow]warning:[/] {len(result.rejected)} videos rejected (see {result.rejected_path})")
 
 
 def load_manifest(root: str | Path, manifest: str | Path | None = None) -> tuple[str, list[dict]]:

@@ -74,8 +74,9 @@ class TrainResult:
     run_name: str
     storage: str
     metrics: dict[str, Any]
-    history: list[dict[str, Any]]
+    history: list[dict[str, Any]]      # every epoch's metrics (earlier runs of a resumed one included)
     checkpoint_state: dict[str, Any]
+    reported: int = 0                  # epochs this fit() itself reported (0: a resumed run had none left)
 
 
 def run_training(
@@ -140,10 +141,12 @@ def run_training(
                              f"checkpoints are kept under {storage}/{run_name}; fix the cause and rerun with --resume") from None
     if result.checkpoint is None:
         raise ActionopsError(f"training {run_name} reported no checkpoint")
-    history = result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else []
     with result.checkpoint.as_directory() as folder:
         state = _load_state(Path(folder))
-    return TrainResult(run_name, storage, dict(result.metrics or {}), history, state)
+    # Train V2 keeps metrics only for the checkpoints it keeps: the whole history is in the checkpoint
+    reported = result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else []
+    history = list(state.get("history") or reported)
+    return TrainResult(run_name, storage, dict(result.metrics or {}), history, state, len(reported))
 
 
 def worker_cpus(train_cfg: Any, datasets: dict[str, Any], use_gpu: bool) -> float:
@@ -210,6 +213,7 @@ class WorkerContext:
         self.use_amp = bool(runner.get("amp")) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self._runner = runner
+        self._history: list[dict[str, float]] | None = None  # every epoch's metrics, kept in the checkpoint
         self._client = None
         if self.rank == 0 and runner.get("mlflow_run_id"):
             import mlflow
@@ -253,6 +257,10 @@ class WorkerContext:
         import torch
 
         metrics = {**metrics, "epoch": epoch + 1}
+        if self._history is None:  # a resumed / recovered run continues the history of its checkpoint
+            previous = load_checkpoint() if self.rank == 0 else None
+            self._history = [h for h in (previous or {}).get("history", []) if h.get("epoch", 0) <= epoch]
+        self._history.append({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
         if self._client is not None:
             stamp = int(time.time() * 1000)
             from mlflow.entities import Metric
@@ -262,7 +270,8 @@ class WorkerContext:
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = None
             if self.rank == 0:
-                torch.save({**state, "epoch": epoch + 1, "metrics": metrics}, Path(folder) / CHECKPOINT_FILE)
+                torch.save({**state, "epoch": epoch + 1, "metrics": metrics, "history": self._history},
+                           Path(folder) / CHECKPOINT_FILE)
                 checkpoint = ray.train.Checkpoint.from_directory(folder)
             ray.train.report(metrics, checkpoint=checkpoint)
         self._maybe_fail(epoch + 1)

@@ -147,8 +147,7 @@ def trial_table(results: Any, metric: str, mode: str, keys: list[str]) -> list[d
             series = frame[metric].dropna()
             if len(series):
                 best = float(series.max() if mode == "max" else series.min())
-        rows.append({"trial": Path(result.path).name.split("_")[1] if result.path and "_" in Path(result.path).name
-                     else str(result.path), "path": result.path,
+        rows.append({"trial": Path(result.path).name.removeprefix("trial_") if result.path else "?", "path": result.path,
                      "status": "error" if result.error else "done",
                      "params": {k: result.config.get(k) for k in keys}, metric: best,
                      "epochs": int(result.metrics.get("epoch", 0)) if result.metrics else 0,

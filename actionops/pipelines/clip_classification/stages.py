@@ -25,6 +25,7 @@ import numpy as np
 from actionops.errors import ActionopsError, DataError
 from actionops.pipelines.context import Context
 from actionops.pipelines.context import save_state as _save
+from actionops.pipelines.context import write_history
 
 EXPERIMENT = "clip-classification"
 
@@ -42,13 +43,7 @@ def _dataset_version(ctx: Context) -> str | None:
 def dataset_splits(ctx: Context):
     """Index the dataset when needed, then train/val/test rows and the class list (warnings shown)."""
     from actionops.pipelines.clip_classification.data import make_splits
-    from actionops.platform.data import MANIFEST_NAME, index_dataset, load_manifest
-
-    if not (ctx.dataset / MANIFEST_NAME).is_file():
-        result = index_dataset(ctx.dataset)
-        if result.rejected:
-            ctx.say(f"[yellow]warning:[/] {len(result.rejected)} videos rejected (see {result.rejected_path})")
-    layout, rows = load_manifest(ctx.dataset)
+    layout, rows = ctx.rows()
     if layout not in ("csv", "class-folders"):
         raise DataError(f"{ctx.dataset} is in the {layout} layout",
                         "classification needs class folders (DATASET/<label>/<video>) or train/val/test.csv with path,label")
@@ -130,6 +125,7 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
                       "epoch": state["epoch"], "best_epoch": state["best_epoch"]}
         _save(ctx.out / "classifier.pt", checkpoint)
         history = result.history
+        write_history(ctx.out / "history_classifier.json", history)
         curves = {k: [h[k] for h in history if k in h] for k in ("train_loss", "val_loss")}
         tracking.log_figure(loss_curves_figure({k: v for k, v in curves.items() if v}, f"{c.model} loss"),
                             "figures/loss_curves.png")
@@ -146,7 +142,7 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
             "best_val_macro_f1": float(state["best_macro_f1"]),
             "train_clips_per_s": float(np.median(throughput)) if throughput else None,
             "registered": f"{c.registered_name} v{version}" if version else None, "mlflow_run_id": run.info.run_id,
-            "last_epoch_metrics": last_metrics(history, state), "reported_epochs": len(history)}
+            "last_epoch_metrics": last_metrics(history, state), "reported_epochs": result.reported}
 
 
 def register_classifier(checkpoint: Path, c: Any, version_tags: dict) -> str | None:

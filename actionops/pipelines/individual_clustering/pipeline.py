@@ -6,12 +6,11 @@ from pathlib import Path
 
 from actionops.pipelines.individual_clustering import stages
 from actionops.pipelines.registry import Pipeline, Stage, register_pipeline
-from actionops.platform.data import MANIFEST_NAME
 from actionops.platform.layout import VIDEO_SUFFIXES
 
 
 def _manifest(ctx) -> Path:
-    return Path(ctx.dataset) / MANIFEST_NAME
+    return ctx.manifest_path
 
 
 def _videos(ctx) -> list[Path]:
@@ -21,7 +20,7 @@ def _videos(ctx) -> list[Path]:
 def _index(ctx) -> dict:
     from actionops.platform.data import index_dataset
 
-    result = index_dataset(ctx.dataset)
+    result = index_dataset(ctx.dataset, out=ctx.manifest_path)
     return {"videos": len(result.manifest), "rejected": len(result.rejected)}
 
 
@@ -29,7 +28,7 @@ def _flow(ctx) -> dict:
     from actionops.platform.data import compute_flow, load_manifest
     from actionops.platform.flow import parse_size
 
-    _, rows = load_manifest(ctx.dataset)
+    _, rows = load_manifest(ctx.dataset, ctx.manifest_path)
     f = ctx.cfg.flow
     report = compute_flow(rows, method=f.method, size=parse_size(f.size), comp=f.comp, chunk_frames=f.chunk_frames,
                           dis_preset=f.dis_preset, resume=True)
@@ -45,6 +44,7 @@ def _out(name: str):
 PIPELINE = register_pipeline(Pipeline(
     name="individual-clustering",
     description="Unsupervised activity clusters per person per window (operating-room videos, methods.md §1).",
+    package="individual_clustering",
     stages=(
         Stage("index", "probe every video, check pose files -> manifest.parquet", _index, _videos, lambda c: [_manifest(c)]),
         Stage("flow", "optical flow per video (resumable)", _flow, lambda c: [_manifest(c)], lambda c: [], ("flow",), always=True),

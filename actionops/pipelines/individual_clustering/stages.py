@@ -22,6 +22,7 @@ import numpy as np
 from actionops.errors import ActionopsError, DataError
 from actionops.pipelines.context import Context
 from actionops.pipelines.context import save_state as _save
+from actionops.pipelines.context import write_history
 from actionops.platform.config import Config
 
 EXPERIMENT = "individual-clustering"
@@ -34,13 +35,7 @@ def default_out(dataset: Path) -> Path:
 # ----------------------------------------------------------------------------- inputs
 def manifest_rows(ctx: Context, split: str | None = None) -> list[dict]:
     """Manifest rows of the operating-room layout (indexing the dataset when needed)."""
-    from actionops.platform.data import MANIFEST_NAME, index_dataset, load_manifest
-
-    if not (ctx.dataset / MANIFEST_NAME).is_file():
-        result = index_dataset(ctx.dataset)
-        if result.rejected:
-            ctx.say(f"[yellow]warning:[/] {len(result.rejected)} videos rejected (see {result.rejected_path})")
-    layout, rows = load_manifest(ctx.dataset)
+    layout, rows = ctx.rows()
     if layout != "or":
         raise DataError(f"{ctx.dataset} is in the {layout} layout", "individual clustering needs the operating-room "
                         "layout: train/ and test/ with <video>/json/pose.json")
@@ -119,6 +114,7 @@ def train_autoencoder(ctx: Context, datatype: str) -> dict:
         tracking.log_figure(loss_curves_figure({f"{datatype} MSE": losses}, f"autoencoder ({datatype})"),
                             "figures/loss_curve.png")
     _save(ctx.out / f"ae_{datatype}.pt", {k: result.checkpoint_state[k] for k in ("model_name", "model_args", "model", "epoch")})
+    write_history(ctx.out / f"history_ae_{datatype}.json", result.history)
     return {"epochs": result.checkpoint_state["epoch"], "final_loss": losses[-1] if losses else None,
             "run_name": result.run_name, "mlflow_run_id": run.info.run_id}
 
@@ -215,6 +211,7 @@ def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register
         state = result.checkpoint_state
         checkpoint = {k: state[k] for k in ("model_name", "model_args", "model", "epoch")}
         _save(ctx.out / "clustering.pt", checkpoint)
+        write_history(ctx.out / "history_clustering.json", result.history)
         curves = {k: [h[k] for h in result.history] for k in ("loss", "mse_frame", "mse_flow", "kl")}
         tracking.log_figure(loss_curves_figure(curves, "joint training"), "figures/loss_curves.png")
         model.load_state_dict(state["model"])
@@ -244,7 +241,7 @@ def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register
     return {"epochs": state["epoch"], "final_loss": curves["loss"][-1] if curves["loss"] else None,
             "train_scores": scores, "registered": f"{c.model_name} v{version}" if version else None,
             "mlflow_run_id": run.info.run_id, "last_epoch_metrics": last_metrics(result.history, state),
-            "reported_epochs": len(result.history)}
+            "reported_epochs": result.reported}
 
 
 def register_clustering(ctx: Context, cfg: Config, checkpoint: Path, tags: dict) -> str | None:
@@ -387,6 +384,9 @@ def evaluate(ctx: Context, split: str) -> dict:
                "hungarian_mapping": mapping, "per_class": report["per_class"],
                "contingency": {"rows": classes, "cols": [str(v) for v in cols], "counts": table.tolist()}}
     (ctx.out / f"metrics_{split}.json").write_text(json.dumps(metrics, indent=2))
+    # one row per person window (what `dvc plots` draws as a confusion matrix)
+    (ctx.out / f"assignments_{split}.csv").write_text("truth,cluster,matched\n" + "".join(
+        f"{t},{c},{m}\n" for t, c, m in zip(truth, clusters, mapped)))
     summary_path = ctx.out / "metrics.json"  # headline scores of every evaluated split (for DVC)
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     summary[split] = scores
@@ -394,8 +394,9 @@ def evaluate(ctx: Context, split: str) -> dict:
     with tracking.start_run(EXPERIMENT, run_name=f"evaluate-{split}", params=ctx.cfg.flat(),
                             tags={"actionops.stage": f"evaluate_{split}"}):
         tracking.log_metrics({f"{split}_{k}": v for k, v in scores.items()})
-        tracking.log_figure(confusion_matrix_figure(table, classes, [f"cluster {v}" for v in cols],
-                                                    f"{split}: true label x cluster", "cluster"), f"figures/confusion_{split}.png")
+        figure = confusion_matrix_figure(table, classes, [f"cluster {v}" for v in cols], f"{split}: true label x cluster", "cluster")
+        figure.savefig(ctx.out / f"confusion_{split}.png", dpi=100, bbox_inches="tight")
+        tracking.log_figure(figure, f"figures/confusion_{split}.png")
         import mlflow
 
         mlflow.log_dict(metrics, f"metrics_{split}.json")

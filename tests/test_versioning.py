@@ -1,0 +1,210 @@
+"""DVC: dataset versions (data add / versions / checkout) and the repo's dvc.yaml, on a real DVC
+in temporary git repositories; the MLflow input digest equals the DVC hash of the data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from actionops.cli.main import app
+from actionops.errors import ActionopsError
+from actionops.platform import versioning
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    return {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{venv_bin}:{os.environ['PATH']}", **extra}
+
+
+def _sh(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, cwd=cwd, env=_env(**env), capture_output=True, text=True)
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _dvc(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return _sh([sys.executable, "-m", "dvc", *args], cwd, **env)
+
+
+def _git_dvc_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    _sh(["git", "init", "-q"], path)
+    _dvc(["init", "-q"], path)
+    _dvc(["config", "core.analytics", "false"], path)
+    return path
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def said(result) -> str:
+    """What the user sees of a CLI failure: the error's message and hint (main() prints them)."""
+    exc = result.exception
+    return f"{exc.message} (hint: {exc.hint})" if isinstance(exc, ActionopsError) else result.output
+
+
+def _synth_clips(out: Path, videos: int = 4, seed: int = 0) -> None:
+    result = runner.invoke(app, ["data", "synth", str(out), "--kind", "clips", "--videos", str(videos), "--frames", "8",
+                                 "--width", "48", "--height", "32", "--seed", str(seed), "--json"])
+    assert result.exit_code == 0, result.output
+
+
+# ----------------------------------------------------------------------------- packing
+def test_pack_is_deterministic_and_unpacks_to_the_same_files(tmp_path):
+    frames = tmp_path / "ds" / "cam1" / "frames"
+    frames.mkdir(parents=True)
+    for i in range(12):
+        (frames / f"{i:05d}.jpg").write_bytes(bytes([i]) * (100 + i))
+    (tmp_path / "ds" / "cam1" / "meta.txt").write_text("not a frame")
+    found = versioning.frame_folders(tmp_path / "ds", threshold=10)
+    assert found == [frames]
+    assert versioning.frame_folders(tmp_path / "ds", threshold=13) == []
+    first = versioning.pack_folder(frames).read_bytes()
+    os.utime(frames / "00003.jpg", (1, 1))  # a different mtime must not change the bytes
+    assert versioning.pack_folder(frames).read_bytes() == first
+    before = _digests(frames)
+    shutil.rmtree(frames)
+    versioning.unpack_folder(frames.with_name("frames.tar"))
+    assert _digests(frames) == before
+
+
+# ----------------------------------------------------------------------------- data add / versions / checkout
+def test_data_add_new_version_checkout_restores_bytes(tmp_path, monkeypatch):
+    repo = _git_dvc_repo(tmp_path / "proj")
+    remote = tmp_path / "remote"
+    monkeypatch.setenv("ACTIONOPS_DVC_REMOTE", str(remote))
+    monkeypatch.chdir(repo)
+    data = repo / "data" / "clips"
+    _synth_clips(data)
+    frames = data / "frames"
+    frames.mkdir()
+    for i in range(5):
+        (frames / f"{i}.png").write_bytes(b"png" * (i + 1))
+
+    added = runner.invoke(app, ["data", "add", "data/clips", "--pack-threshold", "5", "--note", "first", "--json"])
+    assert added.exit_code == 0, added.output
+    v1 = json.loads(added.output)
+    assert v1["version"] == "v1" and v1["new"] and v1["md5"].endswith(".dir") and v1["packed"] == ["frames"]
+    assert v1["remote"] == "actionops-env" and any(remote.rglob("*")), "nothing pushed to the remote"
+    assert versioning.dataset_version(data) == v1["md5"]
+    assert (data / "frames.tar").is_file() and "/data/clips/frames/" in (repo / ".dvcignore").read_text()
+    v1_files = _digests(data)
+
+    again = runner.invoke(app, ["data", "add", "data/clips", "--json"])
+    assert json.loads(again.output)["version"] == "v1" and not json.loads(again.output)["new"]
+
+    # change one video -> a new version with another hash
+    video = sorted(data.rglob("*.mp4"))[0]
+    _synth_clips(tmp_path / "other", seed=7)
+    shutil.copy(sorted((tmp_path / "other").rglob("*.mp4"))[0], video)
+    (frames / "0.png").write_bytes(b"changed frame")
+    v2 = json.loads(runner.invoke(app, ["data", "add", "data/clips", "--json"]).output)
+    assert v2["version"] == "v2" and v2["md5"] != v1["md5"]
+
+    listed = json.loads(runner.invoke(app, ["data", "versions", "clips", "--json"]).output)
+    assert [v["version"] for v in listed["versions"]] == ["v1", "v2"]
+    assert [v["current"] for v in listed["versions"]] == [False, True] and not listed["modified"]
+    assert listed["versions"][0]["note"] == "first"
+
+    # back to v1 from the cache: every byte as it was, packed frames unpacked again
+    out = runner.invoke(app, ["data", "checkout", "clips@v1", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["source"] == "cache"
+    assert _digests(data) == v1_files
+
+    # an edit in no version is not thrown away without --force
+    (data / "train.csv").write_text("path,label\n")
+    refused = runner.invoke(app, ["data", "checkout", "clips@v2"])
+    assert refused.exit_code == 1 and "in no recorded version" in said(refused)
+    # with the local cache gone, the version comes back from the remote
+    shutil.rmtree(repo / ".dvc" / "cache")
+    by_hash = runner.invoke(app, ["data", "checkout", f"clips@{v2['md5'][:8]}", "--force", "--json"])
+    assert by_hash.exit_code == 0, by_hash.output
+    assert json.loads(by_hash.output)["source"] == "remote" and json.loads(by_hash.output)["version"] == "v2"
+    assert versioning.dataset_version(data) == v2["md5"]
+    assert (frames / "0.png").read_bytes() == b"changed frame"
+
+
+def test_data_add_errors_name_the_problem(tmp_path, monkeypatch):
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["data", "add", str(outside)])
+    assert result.exit_code == 1 and "not inside a DVC repository" in said(result) and "dvc init" in said(result)
+    repo = _git_dvc_repo(tmp_path / "proj")
+    monkeypatch.chdir(repo)
+    assert "unknown dataset 'nope'" in said(runner.invoke(app, ["data", "versions", "nope"]))
+    assert "names no version" in said(runner.invoke(app, ["data", "checkout", "nope"]))
+
+
+# ----------------------------------------------------------------------------- the repo's dvc.yaml
+def _tiny_params(path: Path) -> None:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["classifier"].update(num_frames=4, size=32, clips_per_video=1, eval_clips=2, batch_size=4, epochs=1,
+                                model="tsm_resnet18")
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _ran(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")]
+
+
+def test_repo_dvc_yaml_repro_noop_and_experiment(tmp_path):
+    """The classifier half of the real dvc.yaml in a fresh git+DVC repo: repro, a no-op repro,
+    `dvc exp run -S` re-running only the stages of that param, metrics changed, and the training
+    run's MLflow input digest equal to the data's hash in dvc.lock."""
+    import mlflow
+
+    repo = _git_dvc_repo(tmp_path / "proj")
+    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copytree(REPO / "actionops", repo / "actionops", ignore=shutil.ignore_patterns("__pycache__"))
+    _tiny_params(repo / "params.yaml")
+    (repo / ".gitignore").write_text("/mlruns/\n/ray_results/\n/outputs/\n")
+    store, storage = tmp_path / "mlruns", tmp_path / "ray_results"
+    uri = f"sqlite:///{store}/mlflow.db"
+    env = {"ACTIONOPS_MLRUNS": str(store), "ACTIONOPS_STORAGE": str(storage), "MLFLOW_TRACKING_URI": uri}
+    _sh([*GIT, "add", "-A"], repo)
+    _sh([*GIT, "commit", "-qm", "pipeline"], repo)
+
+    first = _dvc(["repro", "evaluate_classifier"], repo, **env)
+    assert _ran(first) == ["synth@clips", "index@clips", "train_classifier", "evaluate_classifier"]
+    metrics = json.loads((repo / "outputs/dvc/clips/metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["parameters_m"] > 1
+    assert json.loads((repo / "outputs/dvc/clips/history_classifier.json").read_text())[0]["epoch"] == 1
+
+    second = _dvc(["repro", "evaluate_classifier"], repo, **env)
+    assert _ran(second) == [], second.stdout
+
+    # the MLflow training run saw exactly the data version DVC recorded
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    data_hash = next(o["md5"] for o in lock["stages"]["synth@clips"]["outs"] if o["path"] == "data/clips")
+    assert versioning.dataset_version(repo / "data" / "clips") == data_hash
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("clip-classification")
+    assert experiment is not None, "no clip-classification experiment in the test's MLflow store"
+    runs = client.search_runs([experiment.experiment_id], "tags.`actionops.stage` = 'train_classifier'")
+    assert runs, "no training run in MLflow"
+    assert {d.dataset.digest for d in runs[0].inputs.dataset_inputs} == {data_hash[:36]}
+    assert runs[0].data.tags["actionops.dataset_version"] == data_hash
+
+    # one param changed: only the stages that read it run again, and the metrics follow
+    exp = _dvc(["exp", "run", "-S", "classifier.model=cnn_lstm_resnet18", "evaluate_classifier"], repo, **env)
+    assert _ran(exp) == ["train_classifier", "evaluate_classifier"], exp.stdout
+    changed = json.loads((repo / "outputs/dvc/clips/metrics.json").read_text())
+    assert changed["model"] == "cnn_lstm_resnet18" and changed["parameters_m"] != metrics["parameters_m"]
+    shown = json.loads(_dvc(["exp", "show", "--json"], repo).stdout)
+    assert "cnn_lstm_resnet18" in json.dumps(shown)
