@@ -248,3 +248,21 @@ def test_bad_classifier_inputs_are_clear(trained_classifier, clips, tmp_path):
     assert splits.labels == ["roam_and_leave", "stand_at_head", "walk_to_trolley", "work_at_table"]
     with pytest.raises(DataError):
         make_splits([], val_fraction=0.2, test_fraction=0.2)
+
+
+def test_pipeline_run_clip_classification_then_up_to_date(trained_classifier, clips, tmp_path):
+    """The classifier pipeline registered like individual clustering: index -> train -> evaluate,
+    then every stage up to date; the per-epoch history keeps every epoch (Ray Train V2 keeps
+    metrics only for its last two checkpoints)."""
+    out = tmp_path / "pipe"
+    args = ["pipeline", "run", "clip-classification", str(clips), "--out", str(out), *TINY,
+            "--set", "classifier.epochs=3", "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    rows = json.loads(first.stdout)
+    assert [(r["stage"], r["status"]) for r in rows] == [("index", "done"), ("train", "done"), ("evaluate", "done")]
+    history = json.loads((out / "history_classifier.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3] and all("val_macro_f1" in h for h in history)
+    assert json.loads((out / "metrics.json").read_text())["split"] == "test"
+    second = runner.invoke(app, args)
+    assert [r["status"] for r in json.loads(second.stdout)] == ["up to date"] * 3
