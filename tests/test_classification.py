@@ -128,6 +128,30 @@ def test_clip_positions_windows_and_schedule():
     assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0]), 2) == pytest.approx((0.8 + 2 / 3) / 2)
 
 
+@pytest.mark.parametrize("path", ["channels_last", "jit", "compile"])
+def test_inference_paths_match_eager(path):
+    """Every inference path gives the eager logits (the scorer actors use them by config)."""
+    from actionops.models.inference import optimized
+    from actionops.pipelines.clip_classification.stages import ClipScorer
+
+    if path == "compile" and not shutil.which("g++"):
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
+    torch.manual_seed(0)
+    model = create_model("tsm_resnet18", num_classes=3, num_frames=4, image_size=32).eval()
+    x = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        eager = model(x)
+    fast = optimized(model, x, path)(x)
+    assert fast.shape == eager.shape and float((fast - eager).abs().max()) < 1e-4
+    state = {"model_name": "tsm_resnet18", "model_args": {"num_classes": 3, "num_frames": 4, "image_size": 32},
+             "model": model.state_dict(), "labels": ["a", "b", "c"]}
+    scorer = ClipScorer(state, make_clip=lambda item: x[int(item["i"])].numpy(), inference=path)
+    probs = scorer({"i": np.array([0, 1])})["probs"]
+    assert np.allclose(probs, torch.softmax(eager, 1).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown inference path"):
+        optimized(model, x, "tensorrt")
+
+
 # ----------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):

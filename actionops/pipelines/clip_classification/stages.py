@@ -185,15 +185,20 @@ class ClipScorer:
     inside the actor, then scored (one stage, so the actors never wait on a separate decode stage
     for CPUs they hold)."""
 
-    def __init__(self, state: Any, make_clip: Any, threads: int | None = None) -> None:
+    def __init__(self, state: Any, make_clip: Any, threads: int | None = None, inference: str = "eager") -> None:
         import ray
         import torch
+
+        from actionops.models.inference import optimized
 
         if isinstance(state, ray.ObjectRef):
             state = ray.get(state)
         if threads:
             torch.set_num_threads(threads)
         self.model = build_classifier(state)
+        args = state["model_args"]
+        example = torch.zeros(1, args["num_frames"], 3, args["image_size"], args["image_size"])
+        self.forward = optimized(self.model, example, inference)
         self.make_clip = make_clip
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -203,19 +208,25 @@ class ClipScorer:
         items = [{k: batch[k][i] for k in keys} for i in range(len(batch[keys[0]]))]
         clips = np.stack([self.make_clip(item) for item in items])
         with torch.no_grad():
-            probs = self.model.infer({"clip": torch.from_numpy(clips)}).numpy()
+            probs = torch.softmax(self.forward(torch.from_numpy(clips)).float(), dim=1).numpy()
         return {**batch, "probs": probs.astype(np.float32)}
 
 
-def score_items(items: list[dict], make_clip: Any, state: dict, batch_size: int, actors: int | None = None) -> list[dict]:
-    """Score `items` (dicts of scalars) with `actors` model replicas (Ray Data actor pool):
-    returns the items with a `probs` column."""
+def score_items(items: list[dict], make_clip: Any, state: dict, batch_size: int, actors: int | None = None,
+                inference: str = "eager") -> list[dict]:
+    """Score `items` (dicts of scalars) with `actors` model replicas (Ray Data actor pool), each
+    running the model along inference path `inference`: returns the items with a `probs` column."""
     import os
 
     import ray
 
     from actionops.platform.data import _from_items
 
+    from actionops.errors import ConfigError
+    from actionops.models.inference import PATHS
+
+    if inference not in PATHS:
+        raise ConfigError(f"classifier.inference: unknown inference path {inference!r}", f"choose one of {', '.join(PATHS)}")
     if not items:
         return []
     cpus = int(ray.available_resources().get("CPU", os.cpu_count() or 1)) or 1
@@ -224,28 +235,32 @@ def score_items(items: list[dict], make_clip: Any, state: dict, batch_size: int,
     with warnings.catch_warnings():  # max_restarts travels as a "ray_remote_args" (deprecation notice)
         warnings.simplefilter("ignore")
         scored = _from_items(items).map_batches(
-            ClipScorer, fn_constructor_kwargs={"state": ray.put(state), "make_clip": make_clip, "threads": threads},
+            ClipScorer, fn_constructor_kwargs={"state": ray.put(state), "make_clip": make_clip, "threads": threads,
+                                             "inference": inference},
             batch_size=batch_size, concurrency=actors, batch_format="numpy",
             max_restarts=0)  # the model state lives in the object store: no silent actor restarts
     return list(scored.iter_rows())
 
 
 def measure_latency(model: Any, num_frames: int, size: int, batch_sizes: Sequence[int] = (1, 2, 4, 8, 16),
-                    min_seconds: float = 1.0, min_repeats: int = 3) -> dict:
-    """ms/clip of `model` (eval, no grad) at each batch size on random input; stops growing the
-    batch once ms/clip gets worse. Returns batch1_ms, best_batch, best_ms and the table."""
+                    min_seconds: float = 1.0, min_repeats: int = 3, inference: str = "eager") -> dict:
+    """ms/clip of `model` along inference path `inference` (eval, no grad) at each batch size on
+    random input; stops growing the batch once ms/clip gets worse. Returns batch1_ms,
+    best_batch, best_ms and the table."""
     import torch
 
+    from actionops.models.inference import optimized
+
     table = {}
-    model.eval()
+    forward = optimized(model, torch.zeros(batch_sizes[0], num_frames, 3, size, size), inference)
     with torch.no_grad():
         for bs in batch_sizes:
             x = torch.randn(bs, num_frames, 3, size, size)
-            model(x)  # warm-up
+            forward(x)  # warm-up (and, for compile, the compilation of this shape)
             times, start = [], time.perf_counter()
             while len(times) < min_repeats or time.perf_counter() - start < min_seconds:
                 tick = time.perf_counter()
-                model(x)
+                forward(x)
                 times.append(time.perf_counter() - tick)
                 if len(times) >= 50:
                     break
@@ -255,7 +270,7 @@ def measure_latency(model: Any, num_frames: int, size: int, batch_sizes: Sequenc
     best = min(table, key=table.get)
     return {"batch1_ms_per_clip": table[batch_sizes[0]], "best_batch": best, "best_ms_per_clip": table[best],
             "ms_per_clip_by_batch": {str(k): round(v, 3) for k, v in table.items()}, "device": "cpu",
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "inference": inference}
 
 
 # ----------------------------------------------------------------------------- stage: evaluate
@@ -284,7 +299,8 @@ def evaluate_classifier(ctx: Context, model: str | None = None, split: str = "te
                         f"the model knows: {', '.join(labels)}")
     args = state["model_args"]
     items = [{**item, "k": k} for item in eval_items(rows, labels) for k in range(c.eval_clips)]
-    scored = score_items(items, eval_clip_maker(args["num_frames"], args["image_size"], c.eval_clips), state, c.batch_size)
+    scored = score_items(items, eval_clip_maker(args["num_frames"], args["image_size"], c.eval_clips), state, c.batch_size,
+                         inference=c.inference)
     by_video: dict[str, list[np.ndarray]] = {}
     truth_of: dict[str, int] = {}
     for row in scored:
@@ -301,7 +317,7 @@ def evaluate_classifier(ctx: Context, model: str | None = None, split: str = "te
                "per_class": report["per_class"], "labels": labels, "confusion_matrix": report["confusion_matrix"],
                "parameters_m": round(count_parameters(module) / 1e6, 3), "dataset_version": _dataset_version(ctx)}
     if latency:
-        metrics["latency"] = measure_latency(module, args["num_frames"], args["image_size"])
+        metrics["latency"] = measure_latency(module, args["num_frames"], args["image_size"], inference=c.inference)
     ctx.out.mkdir(parents=True, exist_ok=True)
     (ctx.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (ctx.out / "confusion_matrix.json").write_text(json.dumps(
@@ -369,7 +385,8 @@ def predict_classifier(cfg: Any, inputs: Sequence[Path], out: Path, model: str |
     failed = [{"path": p["path"], "reason": p["error"]} for p in probes if p["error"]]
     items = [{"video": p["path"], "start": s, "end": e}
              for p in probes if not p["error"] for s, e in windows(int(p["frames"]), c.window_frames, c.window_stride)]
-    scored = score_items(items, window_clip_maker(args["num_frames"], args["image_size"]), state, c.batch_size)
+    scored = score_items(items, window_clip_maker(args["num_frames"], args["image_size"]), state, c.batch_size,
+                         inference=c.inference)
     scored.sort(key=lambda r: (r["video"], int(r["start"])))
     per_video: dict[str, dict] = {}
     for row in scored:
