@@ -75,7 +75,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="input side (the clips are 64x64)")
     parser.add_argument("--clips-per-video", type=int, default=4)
     parser.add_argument("--out", default=str(RESULTS / "classify_real.json"))
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        help="extra MODEL:section.key=value override for one model, e.g. vivit_tiny:classifier.lr=3e-4")
     args = parser.parse_args()
+    extra: dict[str, list[str]] = {}
+    for item in args.sets:
+        name, _, override = item.partition(":")
+        extra.setdefault(name, []).append(override)
     src = SHARED / "weizmann4"
     if not (src / "labels.csv").is_file():
         print(f"skipped: {src} not found (set ACTIONOPS_SHARED_DATA)")
@@ -109,7 +115,7 @@ def main() -> None:
                         f"classifier.model={model}", f"classifier.epochs={args.epochs}",
                         f"classifier.num_frames={args.frames}", f"classifier.size={args.size}",
                         f"classifier.clips_per_video={args.clips_per_video}", "classifier.val_fraction=0.0",
-                        f"train.storage_path={work / 'ray_results'}"])
+                        f"train.storage_path={work / 'ray_results'}", *extra.get(model, [])])
                     ctx = Context(cfg=cfg, dataset=dataset, out=work / "out" / fold / model)
                     tick = time.perf_counter()
                     trained = train_classifier(ctx)
@@ -119,7 +125,8 @@ def main() -> None:
                              "best_epoch": trained["best_epoch"], "best_val_macro_f1": trained["best_val_macro_f1"],
                              "train_seconds": round(train_s, 1), "train_clips_per_s": trained["train_clips_per_s"],
                              "parameters_m": metrics["parameters_m"],
-                             "latency_batch1_ms": metrics["latency"]["batch1_ms_per_clip"]}
+                             "latency_batch1_ms": metrics["latency"]["batch1_ms_per_clip"],
+                             "overrides": extra.get(model, [])}
                     result["models"].setdefault(model, {})[fold] = entry
                     print(f"fold {fold} {model}: {entry}", flush=True)
                     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -108,6 +108,7 @@ def train_autoencoder(ctx: Context, datatype: str) -> dict:
                    "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": cfg.train.seed}
     with tracking.start_run(EXPERIMENT, run_name=f"autoencoder-{datatype}", params=cfg.flat(), config_yaml=cfg.to_yaml(),
                             tags={"actionops.stage": f"autoencoder_{datatype}"}, dataset_version=_dataset_version(ctx)) as run:
+        tracking.log_dataset_input(ctx.dataset, _dataset_version(ctx), context="training")
         result = run_training(autoencoder_loop, loop_config, train_cfg=cfg.train, name=f"ae-{datatype}-{ctx.dataset.name}",
                               resume=ctx.resume, datasets={"train": ds}, mlflow_run_id=run.info.run_id)
         losses = [h["loss"] for h in result.history]
