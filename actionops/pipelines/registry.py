@@ -43,6 +43,19 @@ class Pipeline:
     package: str = ""  # actionops.pipelines.<package>: its stages module gives the default output folder
 
 
+def output_file(name: str) -> Callable[[Any], list[Path]]:
+    """A stage's inputs/outputs callable: the file `name` in the context's output folder."""
+    return lambda ctx: [Path(ctx.out) / name]
+
+
+def index_stage(ctx: Any) -> dict:
+    """The `index` stage every pipeline starts with: probe the videos into the context's manifest."""
+    from actionops.platform.data import index_dataset
+
+    result = index_dataset(ctx.dataset, out=ctx.manifest_path)
+    return {"videos": len(result.manifest), "rejected": len(result.rejected)}
+
+
 def register_pipeline(pipeline: Pipeline) -> Pipeline:
     _PIPELINES[pipeline.name] = pipeline
     return pipeline

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actionops.pipelines.clip_classification import stages
-from actionops.pipelines.registry import Pipeline, Stage, register_pipeline
+from actionops.pipelines.registry import Pipeline, Stage, index_stage, output_file, register_pipeline
 from actionops.platform.layout import VIDEO_SUFFIXES
 
 
@@ -15,26 +15,15 @@ def _index_inputs(ctx) -> list[Path]:
     return sorted([*videos, *root.glob("*.csv")])
 
 
-def _index(ctx) -> dict:
-    from actionops.platform.data import index_dataset
-
-    result = index_dataset(ctx.dataset, out=ctx.manifest_path)
-    return {"videos": len(result.manifest), "rejected": len(result.rejected)}
-
-
-def _out(name: str):
-    return lambda ctx: [Path(ctx.out) / name]
-
-
 PIPELINE = register_pipeline(Pipeline(
     name="clip-classification",
     description="Supervised clip classifier (class folders or train/val/test CSVs, methods.md §2).",
     package="clip_classification",
     stages=(
-        Stage("index", "probe every video -> manifest.parquet", _index, _index_inputs, lambda c: [c.manifest_path]),
+        Stage("index", "probe every video -> manifest.parquet", index_stage, _index_inputs, lambda c: [c.manifest_path]),
         Stage("train", "train the classifier on Ray Train; register the best as candidate", stages.train_classifier,
-              lambda c: [c.manifest_path], _out("classifier.pt"), ("classifier", "train")),
+              lambda c: [c.manifest_path], output_file("classifier.pt"), ("classifier", "train")),
         Stage("evaluate", "accuracy, macro-F1, confusion matrix, latency on the test split",
-              lambda c: stages.evaluate_classifier(c, None, "test"), _out("classifier.pt"), _out("metrics.json"), ("classifier",)),
+              lambda c: stages.evaluate_classifier(c, None, "test"), output_file("classifier.pt"), output_file("metrics.json"), ("classifier",)),
     ),
 ))

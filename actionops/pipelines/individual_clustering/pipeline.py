@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actionops.pipelines.individual_clustering import stages
-from actionops.pipelines.registry import Pipeline, Stage, register_pipeline
+from actionops.pipelines.registry import Pipeline, Stage, index_stage, output_file, register_pipeline
 from actionops.platform.layout import VIDEO_SUFFIXES
 
 
@@ -15,13 +15,6 @@ def _manifest(ctx) -> Path:
 
 def _videos(ctx) -> list[Path]:
     return sorted(p for p in Path(ctx.dataset).glob("*/*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-
-
-def _index(ctx) -> dict:
-    from actionops.platform.data import index_dataset
-
-    result = index_dataset(ctx.dataset, out=ctx.manifest_path)
-    return {"videos": len(result.manifest), "rejected": len(result.rejected)}
 
 
 def _flow(ctx) -> dict:
@@ -37,27 +30,23 @@ def _flow(ctx) -> dict:
     return {"computed": report.videos, "up_to_date": report.skipped, "frames_per_second": round(report.fps, 1)}
 
 
-def _out(name: str):
-    return lambda ctx: [Path(ctx.out) / name]
-
-
 PIPELINE = register_pipeline(Pipeline(
     name="individual-clustering",
     description="Unsupervised activity clusters per person per window (operating-room videos, methods.md §1).",
     package="individual_clustering",
     stages=(
-        Stage("index", "probe every video, check pose files -> manifest.parquet", _index, _videos, lambda c: [_manifest(c)]),
+        Stage("index", "probe every video, check pose files -> manifest.parquet", index_stage, _videos, lambda c: [_manifest(c)]),
         Stage("flow", "optical flow per video (resumable)", _flow, lambda c: [_manifest(c)], lambda c: [], ("flow",), always=True),
         Stage("autoencoder_frame", "pretrain the RGB 3D-conv autoencoder", lambda c: stages.train_autoencoder(c, "frame"),
-              lambda c: [_manifest(c)], _out("ae_frame.pt"), ("autoencoder", "train")),
+              lambda c: [_manifest(c)], output_file("ae_frame.pt"), ("autoencoder", "train")),
         Stage("autoencoder_flow", "pretrain the optical-flow 3D-conv autoencoder", lambda c: stages.train_autoencoder(c, "flow"),
-              lambda c: [_manifest(c)], _out("ae_flow.pt"), ("autoencoder", "flow", "train")),
+              lambda c: [_manifest(c)], output_file("ae_flow.pt"), ("autoencoder", "flow", "train")),
         Stage("clustering", "joint DEC training (k-means init); register model as candidate", stages.train_clustering,
-              lambda c: [Path(c.out) / "ae_frame.pt", Path(c.out) / "ae_flow.pt"], _out("clustering.pt"),
+              lambda c: [Path(c.out) / "ae_frame.pt", Path(c.out) / "ae_flow.pt"], output_file("clustering.pt"),
               ("autoencoder", "clustering", "optim", "train")),
         Stage("predict", "cluster every person of the test split", lambda c: stages.predict(c, "test"),
-              lambda c: [Path(c.out) / "clustering.pt"], _out("predictions/test/embeddings.npz"), ("autoencoder",)),
+              lambda c: [Path(c.out) / "clustering.pt"], output_file("predictions/test/embeddings.npz"), ("autoencoder",)),
         Stage("evaluate", "Hungarian accuracy, NMI, ARI, majority vote on the test split", lambda c: stages.evaluate(c, "test"),
-              lambda c: [Path(c.out) / "predictions/test/embeddings.npz"], _out("metrics_test.json")),
+              lambda c: [Path(c.out) / "predictions/test/embeddings.npz"], output_file("metrics_test.json")),
     ),
 ))
