@@ -270,11 +270,18 @@ def list_versions(name: str, start: str | Path = ".") -> dict[str, Any]:
     dataset = _dataset(root, name)
     dvc_file = root / f"{dataset['path']}.dvc"
     current = _dvc_entry(dvc_file).get("md5") if dvc_file.is_file() else None
-    status = run_dvc(["status", "--json", str(dvc_file.relative_to(root))], root, check=False) if dvc_file.is_file() else None
-    modified = bool(status and status.returncode == 0 and json.loads(status.stdout or "{}"))
+    modified = _edited_since_add(root, dataset["path"])
     rows = [{k: v for k, v in version.items() if k != "dvc"} | {"current": version["md5"] == current}
             for version in dataset["versions"]]
     return {"name": name, "path": dataset["path"], "versions": rows, "modified": modified}
+
+
+def _edited_since_add(root: Path, rel: str) -> bool:
+    """True when the folder differs from what its .dvc file records (`dvc status`)."""
+    if not (root / f"{rel}.dvc").is_file():
+        return False
+    status = run_dvc(["status", "--json", f"{rel}.dvc"], root, check=False)
+    return status.returncode == 0 and bool(json.loads(status.stdout or "{}"))
 
 
 def find_version(dataset: dict[str, Any], spec: str) -> dict[str, Any]:
@@ -298,11 +305,9 @@ def checkout_dataset(ref: str, start: str | Path = ".", *, force: bool = False) 
     version = find_version(dataset, spec)
     rel = dataset["path"]
     dvc_file = root / f"{rel}.dvc"
-    if dvc_file.is_file() and not force:
-        status = run_dvc(["status", "--json", f"{rel}.dvc"], root, check=False)
-        if status.returncode == 0 and json.loads(status.stdout or "{}"):
-            raise VersioningError(f"{rel} has changes that are in no recorded version",
-                                  f"record them first (actionops data add {rel}) or pass --force to discard them")
+    if not force and _edited_since_add(root, rel):
+        raise VersioningError(f"{rel} has changes that are in no recorded version",
+                              f"record them first (actionops data add {rel}) or pass --force to discard them")
     import yaml
 
     dvc_file.write_text(yaml.safe_dump({"outs": [version["dvc"]]}, sort_keys=False))

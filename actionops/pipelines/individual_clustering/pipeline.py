@@ -18,10 +18,10 @@ def _videos(ctx) -> list[Path]:
 
 
 def _flow(ctx) -> dict:
-    from actionops.platform.data import compute_flow, load_manifest
+    from actionops.platform.data import compute_flow
     from actionops.platform.flow import parse_size
 
-    _, rows = load_manifest(ctx.dataset, ctx.manifest_path)
+    _, rows = ctx.rows()
     f = ctx.cfg.flow
     report = compute_flow(rows, method=f.method, size=parse_size(f.size), comp=f.comp, chunk_frames=f.chunk_frames,
                           dis_preset=f.dis_preset, resume=True)
