@@ -10,12 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def flow_histogram_features(flow: np.ndarray, grid: int = 4, bins: int = 8, normalize: bool = True) -> np.ndarray:
-    """(T, H, W, 2) flow -> (grid*grid*bins,) descriptor (sqrt + L2 normalised unless told not to)."""
+def flow_histogram_features(flow: np.ndarray, grid: int = 4, bins: int = 8, normalize: bool = True,
+                            unsigned: bool = False) -> np.ndarray:
+    """(T, H, W, 2) flow -> (grid*grid*bins,) descriptor (sqrt + L2 normalised unless told not to).
+
+    Orientation bins cover 360 degrees, or 180 with `unsigned` (a vector and its opposite share a
+    bin: the up and down halves of a wave, or the two steps of a jump, give the same histogram,
+    so short windows of a periodic action look alike whatever their phase)."""
     flow = np.asarray(flow, dtype=np.float32)
     t, h, w, _ = flow.shape
     mag = np.linalg.norm(flow, axis=-1)
-    ang = (np.arctan2(flow[..., 1], flow[..., 0]) + np.pi) / (2 * np.pi) * bins
+    angle = np.arctan2(flow[..., 1], flow[..., 0])
+    ang = np.mod(angle, np.pi) / np.pi * bins if unsigned else (angle + np.pi) / (2 * np.pi) * bins
     idx = np.clip(ang.astype(int), 0, bins - 1)
     ys = np.linspace(0, h, grid + 1).astype(int)
     xs = np.linspace(0, w, grid + 1).astype(int)

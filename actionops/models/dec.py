@@ -7,7 +7,8 @@
       Linear(L*25 -> ndf) -> z_vis (R, ndf)
       optional spatial feature d = |box centre - table centre| / |(W, H)|, Linear(1 -> ndf) -> z_spc
       z = 4 z_vis + z_spc
-      optional motion descriptor m (per-person flow orientation histograms, sqrt + L2 normalised):
+      optional motion descriptor m (per-person flow orientation histograms, sqrt + L2 normalised;
+      unsigned orientations by default, so a periodic motion's two phases look alike):
       z = [z / |z|, motion_weight * m]  (our addition, off by default: see README "Quality")
       q = Student-t soft assignment of z to K centroids (alpha)       (R, K)
 Fixes over the reference: boxes are scaled once (1/stride; the reference scaled twice, 1/64); centroids come from k-means
@@ -51,8 +52,9 @@ class PersonClusteringHead(nn.Module):
 
     def __init__(self, latent_channels: int, n_clusters: int, ndf: int, alpha: float, roi_output: int,
                  spatial_scale: float, aligned: bool, add_spatial_feature: bool, motion_dim: int = 0,
-                 motion_weight: float = 1.0) -> None:
+                 motion_weight: float = 1.0, motion_spec: list | None = None) -> None:
         super().__init__()
+        self.motion_spec = list(motion_spec) if motion_spec else None  # [grid, bins, unsigned] it was trained on
         self.alpha, self.roi_output, self.spatial_scale, self.aligned = alpha, roi_output, spatial_scale, aligned
         self.motion_dim, self.motion_weight = motion_dim, motion_weight
         self.embed = nn.Linear(latent_channels * roi_output * roi_output, ndf)
@@ -92,10 +94,10 @@ class PersonClusteringHead(nn.Module):
 def person_clustering_head(*, latent_channels: int = 64, n_clusters: int = 4, ndf: int = 32, alpha: float = 2.0,
                            roi_output: int = 5, spatial_scale: float = 1 / 4, aligned: bool = True,
                            add_spatial_feature: bool = False, motion_dim: int = 0,
-                           motion_weight: float = 1.0) -> PersonClusteringHead:
+                           motion_weight: float = 1.0, motion_spec: list | None = None) -> PersonClusteringHead:
     """DEC clustering head over person RoIs of fused autoencoder latents."""
     return PersonClusteringHead(latent_channels, n_clusters, ndf, alpha, roi_output, spatial_scale, aligned,
-                                add_spatial_feature, motion_dim, motion_weight)
+                                add_spatial_feature, motion_dim, motion_weight, motion_spec)
 
 
 class IndividualClusteringModel(nn.Module):

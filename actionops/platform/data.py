@@ -27,10 +27,15 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-def _from_items(items: list[dict], max_blocks: int = 400):
+def _from_items(items: list[dict], max_blocks: int = 400, ordered: bool = False):
+    """A Dataset over `items`; `ordered` keeps rows in input order through every later operator
+    (datasets that feed models: the same data gives the same batches, hence the same model)."""
     import ray
 
-    return ray.data.from_items(items, override_num_blocks=max(1, min(len(items), max_blocks)))
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), max_blocks)))
+    if ordered:
+        ds.context.execution_options.preserve_order = True  # copied into every derived dataset
+    return ds
 
 
 # ----------------------------------------------------------------------------- probing / index
@@ -336,7 +341,7 @@ def clip_dataset(
         return {"clip": normalize_frames(frames), "label": item["label"], "video_id": item["video_id"],
                 "padded": item["frames"] < num_frames}
 
-    return _from_items(items).map(make_clip)
+    return _from_items(items, ordered=True).map(make_clip)
 
 
 def person_window_dataset(
@@ -399,7 +404,7 @@ def person_window_dataset(
                 row["flow"] = resize_flow(np.asarray(flow[start:start + window], np.float32), (out_w, out_h), flow_clip)
             yield row
 
-    return _from_items(items).flat_map(make_windows)
+    return _from_items(items, ordered=True).flat_map(make_windows)
 
 
 def symmetric_frames(frames: np.ndarray) -> np.ndarray:

@@ -120,21 +120,28 @@ def compute_chunk(
         return {"frames": 0, "computed": False}
     decode_from = max(0, start - 1)
     gray = (frame for _, frame in decode_range(video, decode_from, end, size=spec.size, gray=True))
-    flows = list(flow_sequence(gray, spec.method, spec.dis_preset, first_is_zero=start == 0))
-    if len(flows) != end - start:
-        raise RuntimeError(f"{video}: decoded {len(flows)} flow frames for range [{start}, {end})")
-    save_atomic(target, np.stack(flows).astype(spec.dtype, copy=False))
+    # each flow frame is written to a temporary .npy as it comes (no list of the chunk, no
+    # np.stack copy: chunks running side by side share the memory bandwidth), renamed when complete
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    count, dtype = 0, np.dtype(spec.dtype)
+    try:
+        with open(tmp, "wb") as fh:
+            for flow in flow_sequence(gray, spec.method, spec.dis_preset, first_is_zero=start == 0):
+                if count == 0:
+                    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                              "shape": (end - start, *flow.shape)}
+                    np.lib.format.write_array_header_1_0(fh, header)
+                if count < end - start:
+                    np.ascontiguousarray(flow, dtype=dtype).tofile(fh)
+                count += 1
+        if count != end - start:
+            raise RuntimeError(f"{video}: decoded {count} flow frames for range [{start}, {end})")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return {"frames": end - start, "computed": True}
-
-
-def save_atomic(path: str | Path, array: np.ndarray) -> None:
-    """np.save to a temporary name, then rename: a killed writer leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
 
 
 def assemble(flow_path: str | Path, chunks: list[tuple[int, int]], spec: FlowSpec = FlowSpec()) -> Path:

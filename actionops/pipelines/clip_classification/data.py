@@ -158,7 +158,7 @@ def train_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
         return {"clip": normalize_frames(frames), "label": video["label"]}
 
     # half a CPU per decode task: it still schedules when training workers hold most of a small node
-    return _from_items(slots).map(draw, num_cpus=0.5)
+    return _from_items(slots, ordered=True).map(draw, num_cpus=0.5)
 
 
 def eval_items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
@@ -200,7 +200,7 @@ def eval_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
     def make(item: dict) -> dict:
         return {"clip": make_clip(item), "label": item["label"], "video_id": item["video_id"], "k": item["k"]}
 
-    return _from_items(items).map(make)
+    return _from_items(items, ordered=True).map(make)
 
 
 def windows(num_video_frames: int, window: int, stride: int) -> list[tuple[int, int]]:

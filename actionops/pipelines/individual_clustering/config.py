@@ -43,6 +43,7 @@ class ClusteringConfig:
     add_motion_feature: bool = False  # our addition: per-person flow orientation histograms
     motion_grid: int = 2  # grid cells per side of the person box
     motion_bins: int = 8  # orientation bins (weighted by magnitude, sqrt + L2 normalised)
+    motion_unsigned: bool = True  # bins over 180 degrees (opposite vectors alike: phase-invariant), else 360
     motion_weight: float = 1.0  # scale of the descriptor against the L2-normalised deep embedding
     epochs: int = 6
     batch_size: int = 8

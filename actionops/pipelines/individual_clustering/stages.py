@@ -71,11 +71,20 @@ def _head_args(cfg: Config) -> dict:
     return {"latent_channels": cfg.autoencoder.latent_channels, "n_clusters": c.n_clusters, "ndf": c.ndf,
             "alpha": c.alpha, "roi_output": c.roialign.output_size, "spatial_scale": 1.0 / SPATIAL_STRIDE,
             "aligned": c.roialign.aligned, "add_spatial_feature": c.add_spatial_feature,
-            "motion_dim": motion_dim(c), "motion_weight": c.motion_weight}
+            "motion_dim": motion_dim(c), "motion_weight": c.motion_weight,
+            "motion_spec": list(motion_spec(c)) if c.add_motion_feature else None}
 
 
 def motion_dim(c) -> int:
     return c.motion_grid * c.motion_grid * c.motion_bins if c.add_motion_feature else 0
+
+
+def motion_spec(c, head: dict | None = None) -> tuple:
+    """(grid, bins, unsigned) of the motion descriptor: the one a model was trained on when its
+    head args record it, else the `clustering` section's."""
+    if head and head.get("motion_spec"):
+        return tuple(head["motion_spec"])
+    return (c.motion_grid, c.motion_bins, c.motion_unsigned)
 
 
 def load_state(path: Path) -> dict:
@@ -187,7 +196,7 @@ def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register
     frame_state, flow_state = load_state(ctx.out / "ae_frame.pt"), load_state(ctx.out / "ae_flow.pt")
     max_people = max(int(r["people"]) for r in rows)
     ds = window_dataset(rows, cfg.autoencoder, people=max_people, spatial=c.add_spatial_feature,
-                        motion=(c.motion_grid, c.motion_bins)).materialize()
+                        motion=motion_spec(c)).materialize()
     torch.manual_seed(cfg.train.seed)
     model, model_args = _clustering_model(cfg, frame_state, flow_state)
     init = embed_windows(model, ds, c.batch_size)
@@ -253,7 +262,7 @@ def register_clustering(ctx: Context, cfg: Config, checkpoint: Path, tags: dict)
     c = cfg.clustering
     rows = manifest_rows(ctx, "train")
     ds = window_dataset(rows[:1], cfg.autoencoder, people=max(int(r["people"]) for r in rows), spatial=c.add_spatial_feature,
-                        motion=(c.motion_grid, c.motion_bins))
+                        motion=motion_spec(c))
     return tracking.log_checkpoint_model(checkpoint, _model_example(ds), registered_name=c.model_name, version_tags=tags)
 
 
@@ -281,7 +290,7 @@ def predict(ctx: Context, split: str, model_uri: str | None = None) -> dict:
     model.load_state_dict(checkpoint["model"])
     head = checkpoint["model_args"]["head_args"]
     ds = window_dataset(rows, cfg.autoencoder, people=max(int(r["people"]) for r in rows),
-                        spatial=bool(head["add_spatial_feature"]), motion=(cfg.clustering.motion_grid, cfg.clustering.motion_bins))
+                        spatial=bool(head["add_spatial_feature"]), motion=motion_spec(cfg.clustering, head))
     emb = embed_windows(model, ds, cfg.clustering.batch_size)
     clusters = emb["q"].argmax(1)
     folder = ctx.out / "predictions" / split

@@ -40,7 +40,7 @@ def table_centres(rows: Sequence[dict], required: bool) -> dict[str, np.ndarray]
     return out
 
 
-def box_motion(flow: np.ndarray, boxes: np.ndarray, grid: int, bins: int) -> np.ndarray:
+def box_motion(flow: np.ndarray, boxes: np.ndarray, grid: int, bins: int, unsigned: bool = False) -> np.ndarray:
     """Per box (input pixels) the flow orientation-histogram descriptor: (2, T, H, W), (P, 4) -> (P, D)."""
     from actionops.evaluation.baselines import flow_histogram_features
 
@@ -51,12 +51,12 @@ def box_motion(flow: np.ndarray, boxes: np.ndarray, grid: int, bins: int) -> np.
         x1, y1 = int(max(0, np.floor(x1))), int(max(0, np.floor(y1)))
         x2, y2 = int(min(w, np.ceil(x2))), int(min(h, np.ceil(y2)))
         if x2 - x1 >= grid and y2 - y1 >= grid:
-            out[i] = flow_histogram_features(field[:, y1:y2, x1:x2], grid, bins)
+            out[i] = flow_histogram_features(field[:, y1:y2, x1:x2], grid, bins, unsigned=unsigned)
     return out
 
 
 def window_dataset(rows: Sequence[dict], ae_cfg, *, frames: bool = True, flow: bool = True,
-                   people: int | None = None, spatial: bool = False, motion: tuple[int, int] = (2, 8)):
+                   people: int | None = None, spatial: bool = False, motion: tuple = (2, 8, False)):
     """The Ray Dataset of padded rows for `rows` (manifest rows of the operating-room layout)."""
     from actionops.platform.data import person_window_dataset
 
@@ -84,10 +84,10 @@ def window_dataset(rows: Sequence[dict], ae_cfg, *, frames: bool = True, flow: b
             w, h = sizes[row["video_id"]]
             dist[:n] = table_distances(boxes, tables[row["video_id"]], w, h)
         out["spatial"] = dist
-        grid, bins = motion
+        grid, bins, unsigned = (*motion, False)[:3]
         out["motion"] = np.zeros((max_people, grid * grid * bins), np.float32)
         if flow:
-            out["motion"][:n] = box_motion(row["flow"].transpose(1, 0, 2, 3), rois[:n], grid, bins)
+            out["motion"][:n] = box_motion(row["flow"].transpose(1, 0, 2, 3), rois[:n], grid, bins, bool(unsigned))
         if frames:
             out["frames"] = np.ascontiguousarray(row["frames"].transpose(1, 0, 2, 3))
         if flow:
