@@ -6,8 +6,10 @@ For DIS and Farneback, in one process and on the same generated videos:
   single_thread_fps  our per-chunk function in this process, cv2.setNumThreads(1) (half the videos
                      before the pipeline run, half after: this VM's speed drifts by +-15%)
   plain_loop_fps     one process, OpenCV's default threads, as the reference tool does it
+  bare_processes_fps `cores` plain processes (multiprocessing, no Ray) of the single-thread function
   pipeline_fps       `compute_flow` on Ray Data over all local cores (Ray already started)
-  efficiency         pipeline_fps / (cores x single_thread_fps)   (target >= 0.85)
+  efficiency         pipeline_fps / (cores x single_thread_fps)   (target >= 0.85); the same ratio
+                     for the bare processes is this machine's ceiling
 Writes benchmarks/results/ingest_flow.json.
 """
 
@@ -58,6 +60,33 @@ def single_thread(rows: list[dict], method: str, out: Path) -> float:
         compute_chunk(row["path"], target, 0, int(row["frames"]), spec)
         assemble(target, [(0, int(row["frames"]))], spec)
     return time.perf_counter() - start
+
+
+def bare_processes(rows: list[dict], method: str, out: Path, cores: int) -> float:
+    """`cores` plain processes (no Ray) each running `single_thread` on its share of the videos:
+    what this machine's cores give side by side (memory, caches, clocks), the pipeline's ceiling.
+    Spawned (this process has Ray's threads: no fork); timed from a barrier after start-up."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(cores), ctx.Queue()
+    procs = [ctx.Process(target=_bare_worker, args=(rows[i::cores], method, str(out), barrier, results))
+             for i in range(cores)]
+    for p in procs:
+        p.start()
+    times = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return max(times)
+
+
+def _bare_worker(rows: list[dict], method: str, out: str, barrier, results) -> None:
+    import cv2  # noqa: F401  (imports before the barrier: start-up is not timed)
+
+    from actionops.platform import flow  # noqa: F401
+
+    barrier.wait()
+    results.put(single_thread(rows, method, Path(out)))
 
 
 def decode_single(rows: list[dict]) -> float:
@@ -118,15 +147,19 @@ def main() -> None:
                 assert not report.failed and report.frames == frames, report
                 single += single_thread(rows[half:], method, scratch)
                 plain = plain_loop(rows, method, scratch)
+                bare = bare_processes(rows, method, scratch, cores)
                 shutil.rmtree(scratch)
                 entry = {"single_thread_fps": frames / single, "plain_loop_fps": frames / plain,
-                         "pipeline_fps": report.fps}
+                         "bare_processes_fps": frames / bare, "pipeline_fps": report.fps}
                 entry["efficiency"] = entry["pipeline_fps"] / (cores * entry["single_thread_fps"])
+                # the same yardstick for `cores` bare processes without Ray: the machine's own ceiling
+                entry["bare_processes_efficiency"] = entry["bare_processes_fps"] / (cores * entry["single_thread_fps"])
                 entry["pipeline_vs_plain_loop"] = entry["pipeline_fps"] / entry["plain_loop_fps"]
                 result["flow"][method] = {k: round(v, 3) for k, v in entry.items()}
                 print(f"{method:10s} single {entry['single_thread_fps']:8.1f} fps | plain loop "
                       f"{entry['plain_loop_fps']:8.1f} fps | pipeline {entry['pipeline_fps']:8.1f} fps | "
-                      f"efficiency {entry['efficiency']:.3f} | pipeline/plain {entry['pipeline_vs_plain_loop']:.2f}x")
+                      f"efficiency {entry['efficiency']:.3f} (bare processes {entry['bare_processes_efficiency']:.3f}) | "
+                      f"pipeline/plain {entry['pipeline_vs_plain_loop']:.2f}x")
         print(f"decode     single {result['decode']['single_thread_fps']:8.1f} fps | pipeline "
               f"{result['decode']['pipeline_fps']:8.1f} fps | efficiency {result['decode']['efficiency']:.3f}")
         result["machine"] = {"python": platform.python_version(), "platform": platform.platform(),

@@ -86,6 +86,44 @@ def test_infer_returns_padded_assignments():
     assert torch.allclose(q[1].sum(dim=1), torch.ones(2))
 
 
+def test_unsigned_motion_descriptor_is_phase_invariant():
+    """Unsigned orientation bins: a motion and its reverse (the two halves of a wave) give the same
+    descriptor; signed bins tell them apart. Both are sqrt + L2 normalised."""
+    from actionops.evaluation.baselines import flow_histogram_features
+    from actionops.pipelines.individual_clustering.windows import box_motion
+
+    rng = np.random.default_rng(0)
+    up = np.zeros((4, 16, 16, 2), np.float32)
+    up[..., 1] = -2.0 + 0.1 * rng.standard_normal((4, 16, 16))  # moving up
+    down = -up
+    signed = [flow_histogram_features(f, grid=2, bins=8) for f in (up, down)]
+    unsigned = [flow_histogram_features(f, grid=2, bins=8, unsigned=True) for f in (up, down)]
+    assert np.linalg.norm(signed[0] - signed[1]) > 1.0
+    np.testing.assert_allclose(unsigned[0], unsigned[1], atol=1e-6)
+    assert np.isclose(np.linalg.norm(unsigned[0]), 1.0)
+    # per person box on (2, T, H, W) flow: only the box's pixels count
+    field = np.zeros((2, 4, 32, 32), np.float32)
+    field[:, :, :16, :16] = up.transpose(3, 0, 1, 2)
+    desc = box_motion(field, np.array([[0, 0, 16, 16], [16, 16, 32, 32]], np.float32), 2, 8, unsigned=True)
+    np.testing.assert_allclose(desc[0], unsigned[0], atol=1e-6)
+    assert not desc[1].any()
+
+
+def test_motion_spec_travels_with_the_model():
+    """The descriptor a model was trained on is recorded in its head args and wins over params."""
+    from actionops.pipelines import load_config
+    from actionops.pipelines.individual_clustering.stages import _head_args, motion_spec
+
+    cfg = load_config(None, ["clustering.add_motion_feature=true", "clustering.motion_grid=3",
+                             "clustering.motion_unsigned=false"])
+    head = _head_args(cfg)
+    assert head["motion_spec"] == [3, 8, False] and head["motion_dim"] == 72
+    create_model("person_clustering_head", **head)  # the builder accepts it
+    later = load_config(None, [])  # params changed since: the model's own spec is used
+    assert motion_spec(later.clustering, head) == (3, 8, False)
+    assert motion_spec(later.clustering) == (2, 8, True)
+
+
 def test_metrics_against_known_permutations():
     truth = ["a", "a", "b", "b", "c", "c"]
     scores = clustering_scores(truth, [2, 2, 0, 0, 1, 1])

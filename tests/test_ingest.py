@@ -256,6 +256,17 @@ def test_chunked_flow_equals_unchunked(tmp_path, or_scenes):
     assert not list(tmp_path.glob("*.part-*"))
 
 
+def test_failed_chunk_leaves_no_file(tmp_path, or_scenes):
+    """A chunk that cannot be completed (here: past the video's end) raises and leaves neither a
+    part file nor a temporary file behind."""
+    video = sorted(or_scenes.glob("train/*.mp4"))[0]
+    frames = sum(1 for _ in decode_range(video, gray=True))
+    target = tmp_path / "flow.npy"
+    with pytest.raises(RuntimeError, match="decoded"):
+        flowlib.compute_chunk(video, target, frames - 4, frames + 6, flowlib.FlowSpec(method="dis"))
+    assert not list(tmp_path.iterdir())
+
+
 def test_decode_range_seeks_to_same_frames(or_scenes):
     video = sorted(or_scenes.glob("train/*.mp4"))[0]
     frames = read_frames(video)
@@ -369,6 +380,8 @@ def test_person_window_dataset(ray_local, or_scenes):
     for r in rows:
         for rec in json.loads(Path(r["annotation_path"]).read_text()):
             truth[(r["video_id"], rec["id"])] = rec["label"]
+    # rows keep the input order (videos as given, windows by start): the same data, the same batches
+    assert [(r["video_id"], int(r["start"])) for r in out] == [(r["video_id"], s) for r in rows for s in (0, 8, 16)]
     for row in out:
         assert row["frames"].shape == (8, 3, 36, 48)
         boxes = np.asarray(row["boxes"])
