@@ -90,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides")
+    parser.add_argument("--name", default=None, help="results file name (default: clustering_real[_motion].json)")
     args = parser.parse_args()
     src = SHARED / "weizmann4"
     if not src.is_dir():
@@ -151,7 +152,7 @@ def main() -> None:
                                 for k, v in result.get("motion_descriptor_kmeans", {}).items()]]:
             print(f"{label:28s} {scores['hungarian_accuracy']:10.3f} {scores['nmi']:7.3f} {scores['ari']:7.3f}")
         RESULTS.mkdir(exist_ok=True)
-        name = "clustering_real_motion.json" if cfg.clustering.add_motion_feature else "clustering_real.json"
+        name = args.name or ("clustering_real_motion.json" if cfg.clustering.add_motion_feature else "clustering_real.json")
         (RESULTS / name).write_text(json.dumps(result, indent=2, default=float))
         print(f"wrote {RESULTS / name} ({result['seconds']} s)")
     finally:

@@ -82,9 +82,13 @@ class TrainResult:
 def _data_config(datasets_to_split: list[str] | None):
     """Train's ingest options with the row order kept: the same dataset gives each worker the
     same batches in the same order (reproducible models; no cost for materialized datasets)."""
+    import warnings
+
     import ray.train
 
-    options = ray.train.DataConfig.default_ingest_options()
+    with warnings.catch_warnings():  # Ray 2.60 builds it with the deprecated exclude_resources
+        warnings.simplefilter("ignore")
+        options = ray.train.DataConfig.default_ingest_options()
     options.preserve_order = True
     return ray.train.DataConfig(datasets_to_split=datasets_to_split or "all", execution_options=options)
 
