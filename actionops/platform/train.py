@@ -79,9 +79,11 @@ class TrainResult:
     reported: int = 0                  # epochs this fit() itself reported (0: a resumed run had none left)
 
 
-def _data_config(datasets_to_split: list[str] | None):
+def _data_config(datasets_to_split: list[str] | None, num_workers: int):
     """Train's ingest options with the row order kept: the same dataset gives each worker the
-    same batches in the same order (reproducible models; no cost for materialized datasets)."""
+    same batches in the same order (reproducible models; no cost for materialized datasets).
+    One worker splits nothing: it reads each dataset directly instead of through Ray Data's
+    split-coordinator actor (same rows, one actor and a round trip per block fewer)."""
     import warnings
 
     import ray.train
@@ -90,7 +92,8 @@ def _data_config(datasets_to_split: list[str] | None):
         warnings.simplefilter("ignore")
         options = ray.train.DataConfig.default_ingest_options()
     options.preserve_order = True
-    return ray.train.DataConfig(datasets_to_split=datasets_to_split or "all", execution_options=options)
+    split = [] if num_workers == 1 else (datasets_to_split or "all")
+    return ray.train.DataConfig(datasets_to_split=split, execution_options=options)
 
 
 def run_training(
@@ -146,7 +149,7 @@ def run_training(
             callbacks=callbacks or None,
         ),
         datasets=datasets or {},
-        dataset_config=_data_config(datasets_to_split),
+        dataset_config=_data_config(datasets_to_split, train_cfg.num_workers),
     )
     try:
         result = trainer.fit()
