@@ -5,7 +5,7 @@ Built on `platform.data.person_window_dataset`. Each row is one window of one vi
     rois    (P, 4) boxes in input pixels (x1, y1, x2, y2), padded to P = max people
     mask    (P,) 1 for a real person             ids    (P,) person ids (-1 padding)
     labels  [P] true label or ""                  spatial (P, 1) distance to the table centre
-    motion  (P, D) flow orientation histograms in each box (zeros without flow)
+    motion  (P, D) flow orientation histograms in each box (zeros without flow; only with `motion`)
     video_id, start
 Padding to a fixed P keeps Ray Data batches rectangular.
 """
@@ -56,8 +56,9 @@ def box_motion(flow: np.ndarray, boxes: np.ndarray, grid: int, bins: int, unsign
 
 
 def window_dataset(rows: Sequence[dict], ae_cfg, *, frames: bool = True, flow: bool = True,
-                   people: int | None = None, spatial: bool = False, motion: tuple = (2, 8, False)):
-    """The Ray Dataset of padded rows for `rows` (manifest rows of the operating-room layout)."""
+                   people: int | None = None, spatial: bool = False, motion: tuple[int, int, bool] | None = None):
+    """The Ray Dataset of padded rows for `rows` (manifest rows of the operating-room layout);
+    `motion` (grid, bins, unsigned: `stages.motion_spec`) adds the descriptor column."""
     from actionops.platform.data import person_window_dataset
 
     if not rows:
@@ -84,10 +85,11 @@ def window_dataset(rows: Sequence[dict], ae_cfg, *, frames: bool = True, flow: b
             w, h = sizes[row["video_id"]]
             dist[:n] = table_distances(boxes, tables[row["video_id"]], w, h)
         out["spatial"] = dist
-        grid, bins, unsigned = (*motion, False)[:3]
-        out["motion"] = np.zeros((max_people, grid * grid * bins), np.float32)
-        if flow:
-            out["motion"][:n] = box_motion(row["flow"].transpose(1, 0, 2, 3), rois[:n], grid, bins, bool(unsigned))
+        if motion:
+            grid, bins, unsigned = motion
+            out["motion"] = np.zeros((max_people, grid * grid * bins), np.float32)
+            if flow:
+                out["motion"][:n] = box_motion(row["flow"].transpose(1, 0, 2, 3), rois[:n], grid, bins, unsigned)
         if frames:
             out["frames"] = np.ascontiguousarray(row["frames"].transpose(1, 0, 2, 3))
         if flow:
