@@ -1,6 +1,7 @@
 """Benchmark: supervised clip classification on real video nobody here made (Weizmann, 4 actions).
 
     python -m benchmarks.classify_real [--models tsm_resnet18,...] [--folds AB] [--epochs 15]
+                                       [--clip-input rgb|rgb_diff] [--out FILE]
 
 `../shared/data/weizmann4` (ACTIONOPS_SHARED_DATA) is copied into temporary CSV-layout datasets,
 leave-performers-out: fold A trains on p0-p4, validates on p5, tests on p6-p8; fold B trains on
@@ -74,6 +75,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=64, help="input side (the clips are 64x64)")
     parser.add_argument("--clips-per-video", type=int, default=4)
+    parser.add_argument("--clip-input", default="rgb", choices=["rgb", "rgb_diff"],
+                        help="classifier.clip_input for every model (rgb_diff: frame differences)")
     parser.add_argument("--out", default=str(RESULTS / "classify_real.json"))
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="extra MODEL:section.key=value override for one model, e.g. vivit_tiny:classifier.lr=3e-4")
@@ -96,7 +99,8 @@ def main() -> None:
     result = json.loads(out_path.read_text()) if out_path.is_file() else {}
     result.update({"dataset": "weizmann4 (36 clips, 4 classes, 9 performers)", "cores": os.cpu_count(),
                    "settings": {"epochs": args.epochs, "frames": args.frames, "size": args.size,
-                                "clips_per_video": args.clips_per_video, "eval_clips": 3, "weights": "none (from scratch)"},
+                                "clips_per_video": args.clips_per_video, "eval_clips": 3,
+                                "clip_input": args.clip_input, "weights": "none (from scratch)"},
                    "folds": {k: {"val": sorted(v["val"]), "test": sorted(v["test"])} for k, v in FOLDS.items()}})
     result.setdefault("models", {})
     result.setdefault("baseline_flow_hist_logreg", {})
@@ -115,6 +119,7 @@ def main() -> None:
                         f"classifier.model={model}", f"classifier.epochs={args.epochs}",
                         f"classifier.num_frames={args.frames}", f"classifier.size={args.size}",
                         f"classifier.clips_per_video={args.clips_per_video}", "classifier.val_fraction=0.0",
+                        f"classifier.clip_input={args.clip_input}",
                         f"train.storage_path={work / 'ray_results'}", *extra.get(model, [])])
                     ctx = Context(cfg=cfg, dataset=dataset, out=work / "out" / fold / model)
                     tick = time.perf_counter()

@@ -17,7 +17,7 @@ from actionops.errors import ActionopsError, DataError
 from actionops.models import create_model, list_models
 from actionops.models.classifiers import CLASSIFIERS, count_parameters, freeze_until, load_weights, temporal_shift
 from actionops.pipelines.clip_classification.data import class_weights, eval_indices, make_splits, windows
-from actionops.pipelines.clip_classification.loops import lr_factor, macro_f1
+from actionops.pipelines.clip_classification.loops import is_better, lr_factor, macro_f1
 from actionops.platform.synth import generate_clips
 
 runner = CliRunner()
@@ -126,6 +126,41 @@ def test_clip_positions_windows_and_schedule():
     assert windows(100, 40, 30) == [(0, 40), (30, 70), (60, 100)]
     assert lr_factor(0, 10, 1) == 0.5 and lr_factor(1, 10, 1) == 1.0 and lr_factor(9, 10, 1) < 0.05
     assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0]), 2) == pytest.approx((0.8 + 2 / 3) / 2)
+    # best checkpoint: higher macro-F1 wins; at equal macro-F1 (a saturated val set) the lower loss
+    assert is_better(0.9, 2.0, 0.8, 0.1) and is_better(1.0, 0.3, 1.0, 0.5)
+    assert not is_better(1.0, 0.6, 1.0, 0.5) and not is_better(0.7, 0.0, 0.8, 0.5)
+
+
+def test_rgb_diff_clip_input_on_a_real_video(clips):
+    """rgb_diff: at each sampled position t the clip is normalised frame t+1 minus frame t, from
+    the same decoded video; pairs never leave the video or the prediction window."""
+    from actionops.errors import ConfigError
+    from actionops.pipelines.clip_classification.data import (
+        check_clip_input,
+        eval_clip_maker,
+        input_indices,
+        window_clip_maker,
+    )
+    from actionops.platform.data import decode_clip, normalize_frames
+
+    assert input_indices(np.array([0, 5, 11]), 12, "rgb_diff").tolist() == [0, 5, 10, 1, 6, 11]
+    assert input_indices(np.array([0, 5, 11]), 12, "rgb").tolist() == [0, 5, 11]
+    assert input_indices(np.array([0, 0]), 1, "rgb_diff").tolist() == [0, 0, 0, 0]  # one-frame video: zeros
+    video = next(Path(clips).rglob("*.mp4"))
+    item = {"path": str(video), "frames": 12, "k": 1}
+    rgb = eval_clip_maker(4, 32, 2, "rgb")(item)
+    diff = eval_clip_maker(4, 32, 2, "rgb_diff")(item)
+    positions = np.minimum(eval_indices(12, 4, 1, 2), 10)  # [2, 5, 8, 11]: the last pairs as (10, 11)
+    frames = decode_clip(str(video), np.concatenate([positions, positions + 1]), (32, 32))
+    expected = normalize_frames(frames[4:]) - normalize_frames(frames[:4])
+    assert diff.shape == rgb.shape == (4, 3, 32, 32) and diff.dtype == np.float32
+    assert np.allclose(diff, expected) and np.allclose(rgb[:3], normalize_frames(frames[:3]))
+    assert float(np.abs(diff).max()) > 0.1  # the synthetic people move
+    window = window_clip_maker(2, 32, "rgb_diff")({"video": str(video), "start": 4, "end": 8})
+    w_frames = decode_clip(str(video), np.array([5, 6, 6, 7]), (32, 32))  # positions 5, 6 (window 4..7) and +1
+    assert np.allclose(window, normalize_frames(w_frames[2:]) - normalize_frames(w_frames[:2]))
+    with pytest.raises(ConfigError, match="classifier.clip_input"):
+        check_clip_input("flow")
 
 
 @pytest.mark.parametrize("path", ["channels_last", "jit", "compile"])
@@ -192,6 +227,7 @@ def test_training_on_two_workers_logs_and_registers(trained_classifier):
     assert str(tracking.version_by_alias("clip-classifier", "candidate").version) == "1"
     state = torch.load(trained_classifier["out"] / "classifier.pt", weights_only=True)
     assert state["labels"] == sorted(p.name for p in Path(trained_classifier["common"][0]).iterdir() if p.is_dir())
+    assert state["clip_input"] == "rgb"  # evaluate / predict feed what the model was trained on
 
 
 def test_evaluate_and_predict_by_alias_match_local_checkpoint(trained_classifier, tmp_path):

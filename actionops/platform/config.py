@@ -203,7 +203,8 @@ def build_config(data: Mapping[str, Any], *, source: str = "<dict>") -> Config:
 def _default_space() -> dict[str, dict[str, str]]:
     return {
         "classifier": {"classifier.lr": "loguniform(1e-4, 3e-3)", "classifier.weight_decay": "loguniform(1e-5, 1e-3)",
-                       "classifier.label_smoothing": "choice([0.0, 0.05, 0.1])"},
+                       "classifier.label_smoothing": "choice([0.0, 0.05, 0.1])",
+                       "classifier.clip_input": "choice([\"rgb\", \"rgb_diff\"])"},
         "clustering": {"optim.lr_cm": "loguniform(1e-4, 1e-2)", "optim.lr_ae_frame": "loguniform(1e-5, 1e-3)"},
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from actionops.platform.config import config_section
 
@@ -16,6 +17,7 @@ class ClassifierConfig:
     weights: str | None = None  # local .pt file or models:/NAME@ALIAS (nothing is downloaded)
     num_frames: int = 16  # frames per clip, sampled across the whole video
     size: int = 112  # square input side (reference 224)
+    clip_input: Literal["rgb", "rgb_diff"] = "rgb"  # rgb | rgb_diff (frame t+1 - frame t at each sampled position: motion, not appearance)
     clips_per_video: int = 4  # training clips drawn per video and epoch (random positions)
     eval_clips: int = 3  # clips per video at evaluation, scores averaged (video-level prediction)
     epochs: int = 20

@@ -5,6 +5,12 @@ with probability proportional to its class weight count^-tau (a WeightedRandomSa
 replacement, inside the Ray Data map), then one random frame per temporal segment across the
 whole video, then flip / random crop / colour jitter. Ray Data re-executes the map every
 epoch, so every epoch sees new clips.
+
+Clip input (`classifier.clip_input`): `rgb` (normalised frames) or `rgb_diff`, TSN's RGB
+difference: at every sampled position t the model sees frame t+1 minus frame t (both normalised,
+same crop / flip / jitter). The difference keeps what moves and drops static appearance
+(background, clothing), which a model trained from scratch on few performers otherwise latches on
+to. The choice travels in the checkpoint (`clip_input`), so evaluate / predict feed the same input.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from actionops.errors import DataError
+from actionops.errors import ConfigError, DataError
+
+CLIP_INPUTS = ("rgb", "rgb_diff")
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,33 @@ def augment(frames: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarr
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def check_clip_input(clip_input: str) -> str:
+    if clip_input not in CLIP_INPUTS:
+        raise ConfigError(f"classifier.clip_input: unknown clip input {clip_input!r}",
+                          f"choose one of {', '.join(CLIP_INPUTS)}")
+    return clip_input
+
+
+def input_indices(indices: np.ndarray, num_video_frames: int, clip_input: str) -> np.ndarray:
+    """Frames to decode for a clip at `indices`: the same (rgb), or each position t and t+1
+    (rgb_diff: first all t, then all t+1; the last frame pairs with the one before it)."""
+    if clip_input == "rgb":
+        return indices
+    first = np.clip(np.asarray(indices), 0, max(num_video_frames - 2, 0))
+    return np.concatenate([first, np.minimum(first + 1, max(num_video_frames - 1, 0))])
+
+
+def to_input(frames: np.ndarray, clip_input: str) -> np.ndarray:
+    """Decoded (T or 2T, H, W, 3) uint8 frames from `input_indices` -> model input (T, 3, H, W) float32."""
+    from actionops.platform.data import normalize_frames
+
+    x = normalize_frames(frames)
+    if clip_input == "rgb":
+        return x
+    t = len(x) // 2
+    return np.ascontiguousarray(x[t:] - x[:t])
+
+
 def eval_indices(num_video_frames: int, num_frames: int, k: int, n: int) -> np.ndarray:
     """The k-th of n deterministic clips: one frame per segment at offset (k + 0.5) / n."""
     if num_video_frames < num_frames:
@@ -141,8 +176,9 @@ def _items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
 
 def train_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
     """Class-balanced, augmented training clips; columns clip (T,3,S,S) float32, label."""
-    from actionops.platform.data import _from_items, decode_clip, normalize_frames, sample_indices
+    from actionops.platform.data import _from_items, decode_clip, sample_indices
 
+    clip_input = check_clip_input(c.clip_input)
     videos = _items(rows, labels)
     probs = class_weights([v["label"] for v in videos], c.balance_tau)
     slots = [{"slot": i} for i in range(len(videos) * c.clips_per_video)]
@@ -152,10 +188,10 @@ def train_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
         rng = np.random.default_rng()  # fresh entropy: every epoch re-executes this map
         video = videos[int(rng.choice(len(videos), p=probs))]
         indices = sample_indices(video["frames"], c.num_frames, "random", rng)
-        frames = decode_clip(video["path"], indices, (big, big))
+        frames = decode_clip(video["path"], input_indices(indices, video["frames"], clip_input), (big, big))
         if c.augment:
             frames = augment(frames, c.size, rng)
-        return {"clip": normalize_frames(frames), "label": video["label"]}
+        return {"clip": to_input(frames, clip_input), "label": video["label"]}
 
     # half a CPU per decode task: it still schedules when training workers hold most of a small node
     return _from_items(slots, ordered=True).map(draw, num_cpus=0.5)
@@ -166,25 +202,32 @@ def eval_items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
     return _items(rows, labels)
 
 
-def eval_clip_maker(num_frames: int, size: int, eval_clips: int):
+def eval_clip_maker(num_frames: int, size: int, eval_clips: int, clip_input: str = "rgb"):
     """item (path, frames, k) -> the k-th deterministic evaluation clip (T, 3, S, S)."""
-    from actionops.platform.data import decode_clip, normalize_frames
+    from actionops.platform.data import decode_clip
+
+    check_clip_input(clip_input)
 
     def make(item: dict) -> np.ndarray:
-        indices = eval_indices(int(item["frames"]), num_frames, int(item["k"]), eval_clips)
-        return normalize_frames(decode_clip(str(item["path"]), indices, (size, size)))
+        n = int(item["frames"])
+        indices = input_indices(eval_indices(n, num_frames, int(item["k"]), eval_clips), n, clip_input)
+        return to_input(decode_clip(str(item["path"]), indices, (size, size)), clip_input)
 
     return make
 
 
-def window_clip_maker(num_frames: int, size: int):
+def window_clip_maker(num_frames: int, size: int, clip_input: str = "rgb"):
     """item (video, start, end) -> a clip spread uniformly over the window's frames."""
-    from actionops.platform.data import decode_clip, normalize_frames
+    from actionops.platform.data import decode_clip
+
+    check_clip_input(clip_input)
 
     def make(item: dict) -> np.ndarray:
         start, end = int(item["start"]), int(item["end"])
         indices = start + eval_indices(end - start, num_frames, 0, 1)
-        return normalize_frames(decode_clip(str(item["video"]), indices, (size, size)))
+        # rgb_diff pairs stay inside the window ([start, end) frames)
+        indices = start + input_indices(indices - start, end - start, clip_input)
+        return to_input(decode_clip(str(item["video"]), indices, (size, size)), clip_input)
 
     return make
 
@@ -195,7 +238,7 @@ def eval_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
     from actionops.platform.data import _from_items
 
     items = [{**item, "k": k} for item in _items(rows, labels) for k in range(c.eval_clips)]
-    make_clip = eval_clip_maker(c.num_frames, c.size, c.eval_clips)
+    make_clip = eval_clip_maker(c.num_frames, c.size, c.eval_clips, c.clip_input)
 
     def make(item: dict) -> dict:
         return {"clip": make_clip(item), "label": item["label"], "video_id": item["video_id"], "k": item["k"]}

@@ -4,7 +4,9 @@ AdamW, linear warm-up then cosine learning rate (per epoch, so resuming recomput
 smoothing, gradient clipping, AMP on GPU, layers frozen up to a named block. Every worker
 scores the whole (unsplit) validation set each epoch, so all ranks take the same best-checkpoint
 and early-stopping decisions without a collective. The checkpoint holds the current and the best
-weights (by validation macro-F1).
+weights (by validation macro-F1; an equal macro-F1 with a lower validation loss also counts as
+better, so a small validation set that saturates early does not pin the best model to the
+first epoch that reached it).
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ def scores(model: Any, batches: Any, device: Any, autocast: Any) -> tuple[np.nda
     return np.concatenate(probs), np.concatenate(labels), loss / max(n, 1)
 
 
+def is_better(score: float, loss: float, best_score: float, best_loss: float) -> bool:
+    """Model selection: a higher validation macro-F1, or the same one with a lower loss."""
+    return score > best_score or (score == best_score and loss < best_loss)
+
+
 def macro_f1(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
     f1 = []
     for k in range(num_classes):
@@ -96,8 +103,9 @@ def classifier_loop(config: dict) -> None:
     optimizer = torch.optim.AdamW(trainable, lr=config["lr"], weight_decay=config["weight_decay"])
     if state:
         optimizer.load_state_dict(state["optimizer"])
-    best = {"model": state["best_model"], "macro_f1": state["best_macro_f1"], "epoch": state["best_epoch"]} if state \
-        else {"model": None, "macro_f1": -1.0, "epoch": 0}
+    best = {"model": state["best_model"], "macro_f1": state["best_macro_f1"], "epoch": state["best_epoch"],
+            "loss": state.get("best_loss", math.inf)} if state \
+        else {"model": None, "macro_f1": -1.0, "epoch": 0, "loss": math.inf}
     bad_epochs = state["bad_epochs"] if state else 0
     start = state["epoch"] if state else 0
     num_classes = config["model_args"]["num_classes"]
@@ -133,9 +141,10 @@ def classifier_loop(config: dict) -> None:
             metrics.update(val_loss=val_loss, val_accuracy=float(np.mean(pred == labels)), val_macro_f1=target)
         else:
             target = metrics["train_accuracy"]
-        improved = target > best["macro_f1"]
-        if improved:
-            best = {"model": copy.deepcopy(_unwrap(model).state_dict()), "macro_f1": target, "epoch": epoch + 1}
+        loss = metrics.get("val_loss", metrics["train_loss"])
+        if is_better(target, loss, best["macro_f1"], best["loss"]):
+            best = {"model": copy.deepcopy(_unwrap(model).state_dict()), "macro_f1": target, "epoch": epoch + 1,
+                    "loss": loss}
             bad_epochs = 0
         else:
             bad_epochs += 1
@@ -145,6 +154,7 @@ def classifier_loop(config: dict) -> None:
             "model_name": config["model_name"], "model_args": config["model_args"], "labels": config["labels"],
             "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
             "best_model": best["model"], "best_macro_f1": best["macro_f1"], "best_epoch": best["epoch"],
+            "best_loss": best["loss"],
             "bad_epochs": bad_epochs, "stopped_early": stop})
         if stop:
             break

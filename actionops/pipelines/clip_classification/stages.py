@@ -109,7 +109,7 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
                    "warmup_epochs": c.warmup_epochs, "label_smoothing": c.label_smoothing, "clip_grad": c.clip_grad,
                    "early_stopping": c.early_stopping, "has_val": bool(splits.val), "seed": cfg.train.seed}
     version_tags = {"dataset": str(ctx.dataset.resolve()), "dataset_version": _dataset_version(ctx) or "unknown",
-                    "model": c.model, "labels": ",".join(splits.labels)}
+                    "model": c.model, "labels": ",".join(splits.labels), "clip_input": c.clip_input}
     train_name = run_name or f"classifier-{c.model}-{ctx.dataset.name}"
     with tracking.start_run(EXPERIMENT, run_name=run_name or f"train-{c.model}", params=cfg.flat(), config_yaml=cfg.to_yaml(),
                             tags={"actionops.stage": "train_classifier", "actionops.model": c.model},
@@ -122,6 +122,7 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
         state = result.checkpoint_state
         best = state["best_model"] if state.get("best_model") is not None else state["model"]
         checkpoint = {"model_name": c.model, "model_args": args, "model": best, "labels": splits.labels,
+                      "clip_input": c.clip_input,
                       "epoch": state["epoch"], "best_epoch": state["best_epoch"]}
         _save(ctx.out / "classifier.pt", checkpoint)
         history = result.history
@@ -299,7 +300,8 @@ def evaluate_classifier(ctx: Context, model: str | None = None, split: str = "te
                         f"the model knows: {', '.join(labels)}")
     args = state["model_args"]
     items = [{**item, "k": k} for item in eval_items(rows, labels) for k in range(c.eval_clips)]
-    scored = score_items(items, eval_clip_maker(args["num_frames"], args["image_size"], c.eval_clips), state, c.batch_size,
+    scored = score_items(items, eval_clip_maker(args["num_frames"], args["image_size"], c.eval_clips,
+                                                  state.get("clip_input", "rgb")), state, c.batch_size,
                          inference=c.inference)
     by_video: dict[str, list[np.ndarray]] = {}
     truth_of: dict[str, int] = {}
@@ -385,7 +387,7 @@ def predict_classifier(cfg: Any, inputs: Sequence[Path], out: Path, model: str |
     failed = [{"path": p["path"], "reason": p["error"]} for p in probes if p["error"]]
     items = [{"video": p["path"], "start": s, "end": e}
              for p in probes if not p["error"] for s, e in windows(int(p["frames"]), c.window_frames, c.window_stride)]
-    scored = score_items(items, window_clip_maker(args["num_frames"], args["image_size"]), state, c.batch_size,
+    scored = score_items(items, window_clip_maker(args["num_frames"], args["image_size"], state.get("clip_input", "rgb")), state, c.batch_size,
                          inference=c.inference)
     scored.sort(key=lambda r: (r["video"], int(r["start"])))
     per_video: dict[str, dict] = {}
