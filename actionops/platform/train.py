@@ -92,7 +92,7 @@ def _data_config(datasets_to_split: list[str] | None, num_workers: int):
         warnings.simplefilter("ignore")
         options = ray.train.DataConfig.default_ingest_options()
     options.preserve_order = True
-    split = [] if num_workers == 1 else (datasets_to_split or "all")
+    split = [] if num_workers == 1 else ("all" if datasets_to_split is None else datasets_to_split)
     return ray.train.DataConfig(datasets_to_split=split, execution_options=options)
 
 
@@ -107,13 +107,16 @@ def run_training(
     mlflow_run_id: str | None = None,
     datasets_to_split: list[str] | None = None,
     callbacks: list | None = None,
+    streams_data: bool = False,
 ) -> TrainResult:
     """Run `loop` on `train_cfg.num_workers` Ray Train workers; return the final state dict.
 
     `train_cfg` is the `train` config section (num_workers, use_gpu, max_failures, storage_path,
     amp, fault_at_epoch). `datasets_to_split` names the datasets sharded across workers (default
     all); the others (e.g. validation) reach every worker whole. `callbacks` go to the RunConfig
-    (e.g. Tune's TuneReportCallback inside a trial). `resume="auto"` resumes the last run of
+    (e.g. Tune's TuneReportCallback inside a trial). `streams_data`: the loop runs Ray Data
+    pipelines of its own while it trains (CPUs are left for them as for a streaming dataset).
+    `resume="auto"` resumes the last run of
     `name` when there is one. Needs a Ray session. Raises ActionopsError when training fails.
     """
     import ray.train
@@ -128,7 +131,7 @@ def run_training(
         resume = pointer is not None and pointer.is_file()
     run_name = resolve_run_name(safe, storage, bool(resume))
     use_gpu = resolve_use_gpu(train_cfg.use_gpu)
-    cpus = worker_cpus(train_cfg, datasets or {}, use_gpu)
+    cpus = worker_cpus(train_cfg, datasets or {}, use_gpu, streams_data)
     gpus = float(getattr(train_cfg, "gpus_per_worker", 1.0) or 1.0)
     config = {**loop_config, "_runner": {
         "mlflow_run_id": mlflow_run_id, "tracking_uri": tracking.tracking_uri() if mlflow_run_id else None,
@@ -166,17 +169,18 @@ def run_training(
     return TrainResult(run_name, storage, dict(result.metrics or {}), history, state, len(reported))
 
 
-def worker_cpus(train_cfg: Any, datasets: dict[str, Any], use_gpu: bool) -> float:
+def worker_cpus(train_cfg: Any, datasets: dict[str, Any], use_gpu: bool, streams_data: bool = False) -> float:
     """CPUs each training worker reserves. A dataset that is not materialised is re-executed by
     Ray Data while the workers train, and its tasks need CPUs of their own: when the workers
     would hold every CPU of the cluster, each takes a share that leaves one CPU free (on a
-    2-CPU machine, 2 workers get 0.5 each). `train.cpus_per_worker` overrides."""
+    2-CPU machine, 2 workers get 0.5 each); so does a loop that builds its own datasets
+    (`streams_data`). `train.cpus_per_worker` overrides."""
     if getattr(train_cfg, "cpus_per_worker", None):
         return float(train_cfg.cpus_per_worker)
     import ray
     from ray.data.dataset import MaterializedDataset
 
-    streaming = any(not isinstance(ds, MaterializedDataset) for ds in datasets.values())
+    streaming = streams_data or any(not isinstance(ds, MaterializedDataset) for ds in datasets.values())
     total = ray.cluster_resources().get("CPU", 1.0)
     if streaming and not use_gpu and train_cfg.num_workers >= total:
         return max(0.1, (total - 1) / train_cfg.num_workers)

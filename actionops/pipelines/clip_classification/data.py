@@ -3,8 +3,10 @@
 Training clips: each epoch draws `len(train) x clips_per_video` clips; every draw picks a video
 with probability proportional to its class weight count^-tau (a WeightedRandomSampler with
 replacement, inside the Ray Data map), then one random frame per temporal segment across the
-whole video, then flip / random crop / colour jitter. Ray Data re-executes the map every
-epoch, so every epoch sees new clips.
+whole video, then flip / random crop / colour jitter. Every draw is seeded by (train.seed,
+epoch, slot): every epoch sees new clips, and the same config draws the same clips (a rerun,
+a `--resume`, a recovered worker). Each training worker builds its epoch's Ray Dataset from its
+own slots (`epoch_dataset`), so the draws do not depend on which worker reads which block.
 
 Clip input (`classifier.clip_input`): `rgb` (normalised frames) or `rgb_diff`, TSN's RGB
 difference: at every sampled position t the model sees frame t+1 minus frame t (both normalised,
@@ -174,27 +176,50 @@ def _items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
              "label": labels.index(r["label"]) if r.get("label") in labels else -1} for r in rows]
 
 
-def train_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
-    """Class-balanced, augmented training clips; columns clip (T,3,S,S) float32, label."""
-    from actionops.platform.data import _from_items, decode_clip, sample_indices
-
-    clip_input = check_clip_input(c.clip_input)
+def draw_spec(rows: Sequence[dict], labels: Sequence[str], c: Any, seed: int) -> dict:
+    """Everything a training worker needs to draw its clips (plain data: it travels in the loop config)."""
     videos = _items(rows, labels)
-    probs = class_weights([v["label"] for v in videos], c.balance_tau)
-    slots = [{"slot": i} for i in range(len(videos) * c.clips_per_video)]
-    big = int(round(c.size * 1.15)) if c.augment else c.size
+    return {"videos": videos, "probs": class_weights([v["label"] for v in videos], c.balance_tau).tolist(),
+            "slots": len(videos) * c.clips_per_video, "num_frames": c.num_frames, "size": c.size,
+            "augment": bool(c.augment), "clip_input": check_clip_input(c.clip_input), "seed": int(seed)}
+
+
+def draw_clip(spec: dict, epoch: int, slot: int) -> dict:
+    """Training clip `slot` of `epoch`: a class-balanced video, random frames, augmentation;
+    {"clip": (T, 3, S, S) float32, "label"}. Deterministic in (seed, epoch, slot)."""
+    from actionops.platform.data import decode_clip, sample_indices
+
+    rng = np.random.default_rng([spec["seed"], epoch, slot])
+    videos = spec["videos"]
+    video = videos[int(rng.choice(len(videos), p=spec["probs"]))]
+    size = spec["size"]
+    big = int(round(size * 1.15)) if spec["augment"] else size
+    indices = sample_indices(video["frames"], spec["num_frames"], "random", rng)
+    frames = decode_clip(video["path"], input_indices(indices, video["frames"], spec["clip_input"]), (big, big))
+    if spec["augment"]:
+        frames = augment(frames, size, rng)
+    return {"clip": to_input(frames, spec["clip_input"]), "label": video["label"]}
+
+
+def epoch_dataset(spec: dict, epoch: int, rank: int = 0, world_size: int = 1):
+    """The training clips of one epoch for worker `rank` of `world_size`: slots rank, rank + world,
+    ... (every worker gets the same count, the slots rounded up to a multiple of the workers, so
+    DDP ranks take the same number of steps). Clips are decoded by Ray Data tasks, in slot order."""
+    from actionops.platform.data import _from_items
+
+    per_worker = -(-spec["slots"] // world_size)
+    slots = [{"slot": rank + k * world_size} for k in range(per_worker)]
 
     def draw(item: dict) -> dict:
-        rng = np.random.default_rng()  # fresh entropy: every epoch re-executes this map
-        video = videos[int(rng.choice(len(videos), p=probs))]
-        indices = sample_indices(video["frames"], c.num_frames, "random", rng)
-        frames = decode_clip(video["path"], input_indices(indices, video["frames"], clip_input), (big, big))
-        if c.augment:
-            frames = augment(frames, c.size, rng)
-        return {"clip": to_input(frames, clip_input), "label": video["label"]}
+        return draw_clip(spec, epoch, int(item["slot"]))
 
     # half a CPU per decode task: it still schedules when training workers hold most of a small node
     return _from_items(slots, ordered=True).map(draw, num_cpus=0.5)
+
+
+def train_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any, epoch: int = 0, seed: int = 0):
+    """Class-balanced, augmented training clips of one epoch (all slots); columns clip (T,3,S,S) float32, label."""
+    return epoch_dataset(draw_spec(rows, labels, c, seed), epoch)
 
 
 def eval_items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:

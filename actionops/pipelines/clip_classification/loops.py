@@ -88,6 +88,7 @@ def classifier_loop(config: dict) -> None:
     import torch
     import torch.nn.functional as F
 
+    from actionops.pipelines.clip_classification.data import epoch_dataset
     from actionops.platform.train import load_checkpoint, worker_context
 
     ctx = worker_context(config)
@@ -109,7 +110,8 @@ def classifier_loop(config: dict) -> None:
     bad_epochs = state["bad_epochs"] if state else 0
     start = state["epoch"] if state else 0
     num_classes = config["model_args"]["num_classes"]
-    train_shard = ray.train.get_dataset_shard("train")
+    draws = config.get("train_draws")  # the stage's clip recipe; else a "train" dataset (e.g. pre-decoded clips)
+    train_shard = None if draws else ray.train.get_dataset_shard("train")
     val_data = ray.train.get_dataset_shard("val") if config["has_val"] else None
     for epoch in range(start, config["epochs"]):
         lr = config["lr"] * lr_factor(epoch, config["epochs"], config["warmup_epochs"])
@@ -117,7 +119,8 @@ def classifier_loop(config: dict) -> None:
             group["lr"] = lr
         total, correct, count, busy = 0.0, 0, 0, 0.0
         tick = time.perf_counter()
-        for batch in train_shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
+        source = epoch_dataset(draws, epoch, ctx.rank, ctx.world_size) if draws else train_shard
+        for batch in source.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
             step_start = time.perf_counter()
             x = torch.from_numpy(np.asarray(batch["clip"])).to(ctx.device)
             y = torch.from_numpy(np.asarray(batch["label"])).long().to(ctx.device)

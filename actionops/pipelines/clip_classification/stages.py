@@ -79,7 +79,7 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
         freeze_until,
         load_weights,
     )
-    from actionops.pipelines.clip_classification.data import eval_dataset, train_dataset
+    from actionops.pipelines.clip_classification.data import draw_spec, eval_dataset
     from actionops.pipelines.clip_classification.loops import classifier_loop
     from actionops.platform import tracking
     from actionops.platform.train import last_metrics, run_training
@@ -97,8 +97,8 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
         _save(init_path, model.state_dict())
     frozen = freeze_until(model, c.freeze_until) if c.freeze_until else 0
     params = count_parameters(model)
-    train_ds = train_dataset(splits.train, splits.labels, c)
-    datasets = {"train": train_ds}
+    draws = draw_spec(splits.train, splits.labels, c, cfg.train.seed)  # the workers build each epoch's clips
+    datasets = {}
     if splits.val:
         datasets["val"] = eval_dataset(splits.val, splits.labels, c).select_columns(["clip", "label"]).materialize()
     ctx.say(f"classifier {c.model} ({params / 1e6:.2f} M params, {frozen} tensors frozen): {len(splits.labels)} classes, "
@@ -107,7 +107,8 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
                    "init_path": str(init_path.resolve()) if init_path else None, "freeze_until": c.freeze_until,
                    "epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr, "weight_decay": c.weight_decay,
                    "warmup_epochs": c.warmup_epochs, "label_smoothing": c.label_smoothing, "clip_grad": c.clip_grad,
-                   "early_stopping": c.early_stopping, "has_val": bool(splits.val), "seed": cfg.train.seed}
+                   "early_stopping": c.early_stopping, "has_val": bool(splits.val), "seed": cfg.train.seed,
+                   "train_draws": draws}
     version_tags = {"dataset": str(ctx.dataset.resolve()), "dataset_version": _dataset_version(ctx) or "unknown",
                     "model": c.model, "labels": ",".join(splits.labels), "clip_input": c.clip_input}
     train_name = run_name or f"classifier-{c.model}-{ctx.dataset.name}"
@@ -117,8 +118,8 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
         tracking.log_params({"model_parameters": params, "num_classes": len(splits.labels)})
         tracking.log_dataset_input(ctx.dataset, _dataset_version(ctx), context="training")
         result = run_training(classifier_loop, loop_config, train_cfg=cfg.train, name=train_name,
-                              resume=ctx.resume, datasets=datasets, mlflow_run_id=run.info.run_id, datasets_to_split=["train"],
-                              callbacks=callbacks)
+                              resume=ctx.resume, datasets=datasets, mlflow_run_id=run.info.run_id, datasets_to_split=[],
+                              callbacks=callbacks, streams_data=True)
         state = result.checkpoint_state
         best = state["best_model"] if state.get("best_model") is not None else state["model"]
         checkpoint = {"model_name": c.model, "model_args": args, "model": best, "labels": splits.labels,
