@@ -17,7 +17,7 @@ class ClassifierConfig:
     weights: str | None = None  # local .pt file or models:/NAME@ALIAS (nothing is downloaded)
     num_frames: int = 16  # frames per clip, sampled across the whole video
     size: int = 112  # square input side (reference 224)
-    clip_input: Literal["rgb", "rgb_diff"] = "rgb"  # rgb | rgb_diff (frame t+1 - frame t at each sampled position: motion, not appearance)
+    clip_input: Literal["rgb", "rgb_diff"] = "rgb"  # rgb_diff: frame t+1 - frame t at each sampled frame (motion)
     clips_per_video: int = 4  # training clips drawn per video and epoch (random positions)
     eval_clips: int = 3  # clips per video at evaluation, scores averaged (video-level prediction)
     epochs: int = 20

@@ -388,8 +388,8 @@ def predict_classifier(cfg: Any, inputs: Sequence[Path], out: Path, model: str |
     failed = [{"path": p["path"], "reason": p["error"]} for p in probes if p["error"]]
     items = [{"video": p["path"], "start": s, "end": e}
              for p in probes if not p["error"] for s, e in windows(int(p["frames"]), c.window_frames, c.window_stride)]
-    scored = score_items(items, window_clip_maker(args["num_frames"], args["image_size"], state.get("clip_input", "rgb")), state, c.batch_size,
-                         inference=c.inference)
+    make_clip = window_clip_maker(args["num_frames"], args["image_size"], state.get("clip_input", "rgb"))
+    scored = score_items(items, make_clip, state, c.batch_size, inference=c.inference)
     scored.sort(key=lambda r: (r["video"], int(r["start"])))
     per_video: dict[str, dict] = {}
     for row in scored:
