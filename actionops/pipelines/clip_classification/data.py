@@ -217,11 +217,6 @@ def epoch_dataset(spec: dict, epoch: int, rank: int = 0, world_size: int = 1):
     return _from_items(slots, ordered=True).map(draw, num_cpus=0.5)
 
 
-def train_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any, epoch: int = 0, seed: int = 0):
-    """Class-balanced, augmented training clips of one epoch (all slots); columns clip (T,3,S,S) float32, label."""
-    return epoch_dataset(draw_spec(rows, labels, c, seed), epoch)
-
-
 def eval_items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
     """video_id, path, frames, label (index, -1 when unknown) per video."""
     return _items(rows, labels)
