@@ -50,7 +50,7 @@ def baseline(dataset: Path) -> dict:
     """Logistic regression on flow histograms (train + val fit, test scored)."""
     from sklearn.linear_model import LogisticRegression
 
-    from actionops.evaluation.baselines import flow_histogram_features
+    from actionops.platform.flow import flow_histogram_features
     from actionops.evaluation.metrics import classification_report
     from actionops.platform.data import compute_flow, index_dataset, load_manifest
 

@@ -97,7 +97,8 @@ def main() -> None:
         print(f"skipped: {src} not found (set ACTIONOPS_SHARED_DATA)")
         return
 
-    from actionops.evaluation.baselines import flow_histogram_features, kmeans_baseline
+    from actionops.evaluation.baselines import kmeans_baseline
+    from actionops.platform.flow import flow_histogram_features
     from actionops.evaluation.metrics import clustering_scores
     from actionops.pipelines import load_config
     from actionops.pipelines.individual_clustering import stages
@@ -111,7 +112,7 @@ def main() -> None:
         data = work / "weizmann4_or"
         weizmann_as_or_layout(src, data, {"p6", "p7", "p8"})
         overrides = ["autoencoder.width=64", "autoencoder.height=64", f"autoencoder.epochs={args.epochs}",
-                     f"clustering.epochs={args.epochs}", "clustering.n_clusters=4", "clustering.model_name=weizmann4-clustering",
+                     f"clustering.epochs={args.epochs}", "clustering.n_clusters=4", "clustering.registered_model=weizmann4-clustering",
                      *args.set]
         cfg = load_config(None, overrides)
         ctx = stages.Context(cfg=cfg, dataset=data, out=work / "out")

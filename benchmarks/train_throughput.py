@@ -83,13 +83,15 @@ def main() -> None:
     model_args = {"num_classes": len(classes), "num_frames": args.frames, "image_size": args.size}
 
     plain = plain_loop(args.model, model_args, clips, labels, args.epochs, args.batch, cores)
-    cfg = load_config(None, ["train.num_workers=1", f"train.torch_threads={cores}", f"train.storage_path={work / 'ray'}"])
+    cfg = load_config(None, ["train.num_workers=1", f"train.torch_threads={cores}", f"train.storage_path={work / 'ray'}",
+                             f"classifier.model={args.model}", f"classifier.epochs={args.epochs}",
+                             f"classifier.batch_size={args.batch}", "classifier.lr=0.001", "classifier.weight_decay=0.0001",
+                             "classifier.warmup_epochs=0", "classifier.label_smoothing=0.05", "classifier.clip_grad=1.0",
+                             "classifier.early_stopping=0", "classifier.freeze_until=null"])
     with ray_session(cfg.ray):
         ds = ray.data.from_items([{"clip": c, "label": int(y)} for c, y in zip(clips, labels)]).materialize()
         loop_config = {"model_name": args.model, "model_args": model_args, "labels": classes, "init_path": None,
-                       "freeze_until": None, "epochs": args.epochs, "batch_size": args.batch, "lr": 1e-3,
-                       "weight_decay": 1e-4, "warmup_epochs": 0, "label_smoothing": 0.05, "clip_grad": 1.0,
-                       "early_stopping": 0, "has_val": False, "seed": 0}
+                       "classifier": cfg.classifier, "has_val": False}
         tick = time.perf_counter()
         result = run_training(classifier_loop, loop_config, train_cfg=cfg.train, name="throughput", datasets={"train": ds})
         wall = time.perf_counter() - tick

@@ -1,7 +1,9 @@
-"""Shared fixtures: one real local Ray per session, a fresh real MLflow SQLite store per test."""
+"""Shared fixtures: one real local Ray per session, isolated real MLflow stores, the tiny config of
+every method (`tiny_cfg`) and one pipeline run per method per session (`method_run`)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,16 +22,82 @@ def ray_local():
         yield info
 
 
-@pytest.fixture()
-def mlflow_store(tmp_path, monkeypatch):
-    """A real, empty MLflow store (SQLite + local artifacts) in a temporary folder."""
-    store = tmp_path / "mlruns"
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("ACTIONOPS_MLRUNS", str(store))
+def use_stores(mp: pytest.MonkeyPatch, root: Path) -> Path:
+    """Point MLflow (embedded SQLite store) and Ray Train storage at folders under `root`."""
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.setenv("ACTIONOPS_MLRUNS", str(root / "mlruns"))
+    mp.setenv("ACTIONOPS_STORAGE", str(root / "ray_results"))
     from actionops.platform import tracking
 
     tracking.configure()
-    return store
+    return root / "mlruns"
+
+
+@pytest.fixture()
+def mlflow_store(tmp_path, monkeypatch):
+    """A real, empty MLflow store (SQLite + local artifacts) and Ray Train storage in a temporary folder."""
+    return use_stores(monkeypatch, tmp_path)
+
+
+def tiny_cfg(method_id: str) -> list[str]:
+    """`--set` arguments that make `method_id` train in seconds on CPU (the method's own `tiny`)."""
+    from actionops.pipelines.method import get_method
+
+    return [arg for item in get_method(method_id).tiny for arg in ("--set", item)]
+
+
+def method_ids() -> list[str]:
+    from actionops.pipelines.method import list_methods
+
+    return [m.id for m in list_methods()]
+
+
+@pytest.fixture(scope="session")
+def method_runs(ray_local, tmp_path_factory):
+    """`get(method_id)`: the method's whole pipeline run once per session through the CLI
+    (`actionops pipeline run ID SAMPLE --out OUT` with its tiny config) on its own sample data,
+    MLflow store and Ray Train storage. Returns data, out, root, the stage rows and the context."""
+    from typer.testing import CliRunner
+
+    from actionops.cli.main import app
+    from actionops.pipelines import load_config
+    from actionops.pipelines.context import Context
+    from actionops.pipelines.method import get_method
+
+    cache: dict[str, dict] = {}
+
+    def get(method_id: str) -> dict:
+        if method_id not in cache:
+            method = get_method(method_id)
+            root = tmp_path_factory.mktemp(method_id)
+            data = method.sample(root / "data", 3)
+            mp = pytest.MonkeyPatch()
+            use_stores(mp, root)
+            try:
+                result = CliRunner().invoke(app, ["pipeline", "run", method.id, str(data), "--out", str(root / "out"),
+                                                  *tiny_cfg(method.id), "--json"])
+            finally:
+                mp.undo()
+            assert result.exit_code == 0, result.output
+            cfg = load_config(None, list(method.tiny))
+            cache[method_id] = {"method": method, "data": data, "out": root / "out", "root": root,
+                                "rows": json.loads(result.stdout),
+                                "ctx": Context(cfg=cfg, dataset=data, out=root / "out")}
+        return cache[method_id]
+
+    return get
+
+
+@pytest.fixture()
+def run_of(method_runs, monkeypatch):
+    """`run_of(method_id)`: the session's run of that method, with its stores active for this test."""
+
+    def get(method_id: str) -> dict:
+        run = method_runs(method_id)
+        use_stores(monkeypatch, run["root"])
+        return run
+
+    return get
 
 
 @pytest.fixture(scope="session")

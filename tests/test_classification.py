@@ -15,10 +15,12 @@ from typer.testing import CliRunner
 from actionops.cli.main import app
 from actionops.errors import ActionopsError, DataError
 from actionops.models import create_model, list_models
+from actionops.evaluation.metrics import macro_f1
 from actionops.models.classifiers import CLASSIFIERS, count_parameters, freeze_until, load_weights, temporal_shift
 from actionops.pipelines.clip_classification.data import class_weights, eval_indices, make_splits, windows
-from actionops.pipelines.clip_classification.loops import is_better, lr_factor, macro_f1
+from actionops.pipelines.clip_classification.loops import is_better, lr_factor
 from actionops.platform.synth import generate_clips
+from conftest import tiny_cfg
 
 runner = CliRunner()
 
@@ -27,9 +29,8 @@ def said(result) -> str:
     """What the user sees of a CLI failure: the error's message and hint (main() prints them)."""
     exc = result.exception
     return f"{exc.message} (hint: {exc.hint})" if isinstance(exc, ActionopsError) else result.output
-TINY = ["--set", "classifier.num_frames=4", "--set", "classifier.size=32", "--set", "classifier.clips_per_video=1",
-        "--set", "classifier.eval_clips=2", "--set", "classifier.batch_size=4", "--set", "classifier.window_frames=8",
-        "--set", "classifier.window_stride=8"]
+TINY = [*tiny_cfg("clip-classification"), "--set", "classifier.window_frames=8", "--set", "classifier.window_stride=8"]
+METHOD = "clip-classification"
 # reference parameter counts (methods.md §2, 7 classes) where the architecture is the reference's
 REFERENCE_PARAMS_M = {"tsm_resnet18": 11.0, "r2plus1d_18": 31.0, "cnn_lstm_resnet18": 13.28}
 
@@ -79,16 +80,18 @@ def test_freeze_until_and_weights(tmp_path):
     assert len(names) == frozen and names[-1].startswith("layer2.") and all(not n.startswith("layer3") for n in names)
     with pytest.raises(ActionopsError, match="no block named 'layer9'"):
         freeze_until(model, "layer9")
+    from actionops.pipelines.clip_classification.stages import weights_state
+
     source = create_model("tsm_resnet18", num_classes=5, num_frames=4, image_size=32)
     torch.save({"model_name": "tsm_resnet18", "model": source.state_dict()}, tmp_path / "w.pt")
-    report = load_weights(model, str(tmp_path / "w.pt"))
+    report = load_weights(model, weights_state(str(tmp_path / "w.pt")))
     assert report["skipped"] == ["fc.bias", "fc.weight"]  # a different head is not loaded
     src = source.state_dict()
     assert all(torch.equal(v, src[k]) for k, v in model.state_dict().items() if not k.startswith("fc."))
     with pytest.raises(ActionopsError, match="download"):
-        load_weights(model, "kinetics")
-    with pytest.raises(ActionopsError, match="not found"):
-        load_weights(model, str(tmp_path / "missing.pt"))
+        weights_state("kinetics")
+    with pytest.raises(ActionopsError, match="missing .*missing.pt"):
+        weights_state(str(tmp_path / "missing.pt"))
 
 
 # ----------------------------------------------------------------------------- sampling, splits, schedule
@@ -125,7 +128,8 @@ def test_clip_positions_windows_and_schedule():
     assert windows(10, 64, 32) == [(0, 10)]
     assert windows(100, 40, 30) == [(0, 40), (30, 70), (60, 100)]
     assert lr_factor(0, 10, 1) == 0.5 and lr_factor(1, 10, 1) == 1.0 and lr_factor(9, 10, 1) < 0.05
-    assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0]), 2) == pytest.approx((0.8 + 2 / 3) / 2)
+    assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0]), range(2)) == pytest.approx((0.8 + 2 / 3) / 2)
+    assert macro_f1(np.array([0, 0]), np.array([0, 0]), range(3)) == pytest.approx(1 / 3)  # absent classes score 0
     # best checkpoint: higher macro-F1 wins; at equal macro-F1 (a saturated val set) the lower loss
     assert is_better(0.9, 2.0, 0.8, 0.1) and is_better(1.0, 0.3, 1.0, 0.5)
     assert not is_better(1.0, 0.6, 1.0, 0.5) and not is_better(0.7, 0.0, 0.8, 0.5)
@@ -163,7 +167,7 @@ def test_rgb_diff_clip_input_on_a_real_video(clips):
         check_clip_input("flow")
 
 
-@pytest.mark.parametrize("path", ["channels_last", "jit", "compile"])
+@pytest.mark.parametrize("path", ["channels_last", "jit", pytest.param("compile", marks=pytest.mark.slow)])
 def test_inference_paths_match_eager(path):
     """Every inference path gives the eager logits (the scorer actors use them by config)."""
     from actionops.models.inference import optimized
@@ -195,51 +199,31 @@ def clips(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def trained_classifier(ray_local, clips, tmp_path_factory):
-    store = tmp_path_factory.mktemp("mlruns")
-    mp = pytest.MonkeyPatch()
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    mp.setenv("ACTIONOPS_MLRUNS", str(store))
-    mp.setenv("ACTIONOPS_STORAGE", str(tmp_path_factory.mktemp("ray_results")))
-    out = tmp_path_factory.mktemp("out")
-    common = [str(clips), "--out", str(out), *TINY]
-    result = runner.invoke(app, ["train", "classifier", *common, "--model", "tsm_resnet18", "--epochs", "2",
-                                 "--set", "train.num_workers=2", "--json"])
-    assert result.exit_code == 0, result.output
-    yield {"out": out, "common": common, "train": json.loads(result.stdout), "store": store}
-    mp.undo()
-
-
-def test_training_on_two_workers_logs_and_registers(trained_classifier):
+def test_classifier_run_logs_curves_and_keeps_its_input_kind(run_of):
     import mlflow
 
-    from actionops.platform import tracking
-
-    t = trained_classifier["train"]
-    assert t["epochs"] == 2 and t["registered"] == "clip-classifier v1" and 1 <= t["best_epoch"] <= 2
-    run = mlflow.MlflowClient(tracking.tracking_uri()).get_run(t["mlflow_run_id"])
-    history = mlflow.MlflowClient(tracking.tracking_uri()).get_metric_history(run.info.run_id, "val_macro_f1")
-    assert [m.step for m in history] == [1, 2]
-    assert run.data.params["classifier.model"] == "tsm_resnet18" and run.data.params["train.num_workers"] == "2"
-    artifacts = {a.path for a in mlflow.MlflowClient(tracking.tracking_uri()).list_artifacts(run.info.run_id, "figures")}
+    run = run_of(METHOD)
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("clip-classifier", "candidate")
+    artifacts = {a.path for a in client.list_artifacts(version.run_id, "figures")}
     assert {"figures/loss_curves.png", "figures/accuracy_curves.png"} <= artifacts
-    assert str(tracking.version_by_alias("clip-classifier", "candidate").version) == "1"
-    state = torch.load(trained_classifier["out"] / "classifier.pt", weights_only=True)
-    assert state["labels"] == sorted(p.name for p in Path(trained_classifier["common"][0]).iterdir() if p.is_dir())
-    assert state["clip_input"] == "rgb"  # evaluate / predict feed what the model was trained on
+    assert client.get_run(version.run_id).data.params["classifier.model"] == "tsm_resnet18"
+    state = torch.load(run["out"] / "classifier.pt", weights_only=True)
+    assert state["labels"] == sorted(p.name for p in run["data"].iterdir() if p.is_dir())
+    assert state["clip_input"] == run["ctx"].cfg.classifier.clip_input  # evaluate / predict feed what it was trained on
+    assert version.tags["clip_input"] == state["clip_input"] and version.tags["labels"] == ",".join(state["labels"])
 
 
-def test_evaluate_and_predict_by_alias_match_local_checkpoint(trained_classifier, tmp_path):
-    common = trained_classifier["common"]
-    local = runner.invoke(app, ["evaluate", "classifier", *common, "--no-latency", "--json"])
+def test_evaluate_and_predict_commands_by_alias(run_of, tmp_path):
+    run = run_of(METHOD)
+    """The CLI side (the method contract compares local and registered predictions and scores)."""
+    common = [str(run["data"]), "--out", str(run["out"]), *TINY]
     alias = runner.invoke(app, ["evaluate", "classifier", *common, "--model", "models:/clip-classifier@candidate", "--json"])
-    assert local.exit_code == 0 and alias.exit_code == 0, local.output + alias.output
-    a, b = json.loads(local.stdout), json.loads(alias.stdout)
-    assert a["confusion_matrix"] == b["confusion_matrix"] and a["accuracy"] == b["accuracy"]
+    assert alias.exit_code == 0, alias.output
+    a = b = json.loads(alias.stdout)
     assert sum(map(sum, a["confusion_matrix"])) == a["videos"] == 4
     assert b["latency"]["batch1_ms_per_clip"] > 0 and b["parameters_m"] > 1
-    out = trained_classifier["out"]
+    out = run["out"]
     assert json.loads((out / "confusion_matrix.json").read_text())["labels"] == a["labels"]
     assert (out / "confusion_matrix.png").stat().st_size > 0
     from actionops.platform import tracking
@@ -247,35 +231,34 @@ def test_evaluate_and_predict_by_alias_match_local_checkpoint(trained_classifier
     version = tracking.version_by_alias("clip-classifier", "candidate")
     assert version.tags["eval.macro_f1"] == f"{b['macro_f1']:.6f}"
 
-    videos = Path(common[0]) / "work_at_table"
-    outs = {}
-    for name, model in [("alias", "models:/clip-classifier@candidate"), ("local", str(out / "classifier.pt"))]:
-        result = runner.invoke(app, ["predict", "classifier", str(videos), "--model", model, "--out", str(tmp_path / name),
-                                     *TINY, "--json"])
-        assert result.exit_code == 0, result.output
-        outs[name] = (tmp_path / name / "predictions.csv").read_text()
-    assert outs["alias"] == outs["local"]
+    videos = run["data"] / "work_at_table"
+    result = runner.invoke(app, ["predict", "classifier", str(videos), "--model", "models:/clip-classifier@candidate",
+                                 "--out", str(tmp_path / "alias"), *TINY, "--json"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.stdout)["labels"]) == {p.name for p in videos.glob("*.mp4")}
     rows = list(csv.DictReader(open(tmp_path / "alias" / "predictions.csv")))
     assert len(rows) == 2 * len(list(videos.glob("*.mp4")))  # 12 frames, windows of 8 every 8 -> 2 per video
     # the MLflow pyfunc gives the same probabilities as the module
     import mlflow
 
-    from actionops.pipelines.clip_classification.stages import build_classifier
+    from actionops.models.checkpoint import build_from_checkpoint
 
     x = np.random.default_rng(0).standard_normal((2, 4, 3, 32, 32)).astype(np.float32)
     pyfunc = mlflow.pyfunc.load_model("models:/clip-classifier@candidate").predict({"clip": x})
-    direct = build_classifier(torch.load(out / "classifier.pt", weights_only=True)).infer({"clip": torch.from_numpy(x)})
+    direct = build_from_checkpoint(torch.load(out / "classifier.pt", weights_only=True)).infer({"clip": torch.from_numpy(x)})
     assert np.allclose(pyfunc, direct.numpy(), atol=1e-6)
 
 
-def test_bad_classifier_inputs_are_clear(trained_classifier, clips, tmp_path):
+def test_bad_classifier_inputs_are_clear(run_of, tmp_path):
     from rich.console import Console
 
     from actionops.pipelines import load_config
     from actionops.pipelines.clip_classification.stages import dataset_splits
     from actionops.pipelines.context import Context
 
-    common = trained_classifier["common"]
+    run = run_of(METHOD)
+    clips = run["data"]
+    common = [str(clips), "--out", str(run["out"]), *TINY]
     unknown = runner.invoke(app, ["train", "classifier", *common, "--model", "resnet_lstm"])
     assert unknown.exit_code == 1 and "unknown model 'resnet_lstm'" in said(unknown) and "tsm_resnet18" in said(unknown)
     hub = runner.invoke(app, ["train", "classifier", *common, "--weights", "kinetics"])
@@ -294,7 +277,7 @@ def test_bad_classifier_inputs_are_clear(trained_classifier, clips, tmp_path):
     (bad / "test.csv").write_text((bad / "test.csv").read_text().replace("ghost/none.mp4", "ghost/g.mp4"))
     for name in ("manifest.parquet", "manifest.json", "rejected.csv"):
         (bad / name).unlink(missing_ok=True)
-    result = runner.invoke(app, ["evaluate", "classifier", str(bad), "--out", str(trained_classifier["out"]), *TINY])
+    result = runner.invoke(app, ["evaluate", "classifier", str(bad), "--out", str(run["out"]), *TINY])
     assert result.exit_code == 1 and "class 'ghost' of the test split" in said(result)
     # class folders: an empty class folder and clips shorter than T frames are warned about
     folders = tmp_path / "folders"
@@ -308,24 +291,6 @@ def test_bad_classifier_inputs_are_clear(trained_classifier, clips, tmp_path):
     assert splits.labels == ["roam_and_leave", "stand_at_head", "walk_to_trolley", "work_at_table"]
     with pytest.raises(DataError):
         make_splits([], val_fraction=0.2, test_fraction=0.2)
-
-
-def test_pipeline_run_clip_classification_then_up_to_date(trained_classifier, clips, tmp_path):
-    """The classifier pipeline registered like individual clustering: index -> train -> evaluate,
-    then every stage up to date; the per-epoch history keeps every epoch (Ray Train V2 keeps
-    metrics only for its last two checkpoints)."""
-    out = tmp_path / "pipe"
-    args = ["pipeline", "run", "clip-classification", str(clips), "--out", str(out), *TINY,
-            "--set", "classifier.epochs=3", "--json"]
-    first = runner.invoke(app, args)
-    assert first.exit_code == 0, first.output
-    rows = json.loads(first.stdout)
-    assert [(r["stage"], r["status"]) for r in rows] == [("index", "done"), ("train", "done"), ("evaluate", "done")]
-    history = json.loads((out / "history_classifier.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2, 3] and all("val_macro_f1" in h for h in history)
-    assert json.loads((out / "metrics.json").read_text())["split"] == "test"
-    second = runner.invoke(app, args)
-    assert [r["status"] for r in json.loads(second.stdout)] == ["up to date"] * 3
 
 
 def test_training_draws_are_seeded_per_epoch_and_slot(ray_local, clips):
@@ -353,15 +318,19 @@ def test_training_draws_are_seeded_per_epoch_and_slot(ray_local, clips):
     assert np.array_equal(ranks[1][0][1], draw_clip(spec, 0, 1)["clip"])
 
 
-def test_same_config_trains_the_same_weights(trained_classifier, clips, tmp_path, monkeypatch):
-    """Two trainings of one config on 2 Ray workers give identical weights (seeded clip draws,
-    ordered validation data): `dvc repro` of a classifier stage is reproducible."""
-    monkeypatch.setenv("ACTIONOPS_MLRUNS", str(tmp_path / "mlruns"))  # leave the shared registry alone
-    out = tmp_path / "again"
-    result = runner.invoke(app, ["train", "classifier", str(clips), "--out", str(out), *TINY, "--model", "tsm_resnet18",
-                                 "--epochs", "2", "--set", "train.num_workers=2", "--json"])
-    assert result.exit_code == 0, result.output
-    before = torch.load(trained_classifier["out"] / "classifier.pt", weights_only=True)
-    after = torch.load(out / "classifier.pt", weights_only=True)
+@pytest.mark.slow
+def test_same_config_trains_the_same_weights_on_two_workers(ray_local, clips, mlflow_store, tmp_path):
+    """Two trainings of one config with DDP on 2 Ray workers give identical weights (seeded clip
+    draws, ordered validation data): `dvc repro` of a classifier stage is reproducible. Slow:
+    two 2-worker trainings."""
+    outs = []
+    for name in ("first", "again"):
+        outs.append(tmp_path / name)
+        result = runner.invoke(app, ["train", "classifier", str(clips), "--out", str(outs[-1]), *TINY, "--epochs", "2",
+                                     "--set", "train.num_workers=2", "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["registered"] == f"clip-classifier v{len(outs)}"
+    before = torch.load(outs[0] / "classifier.pt", weights_only=True)
+    after = torch.load(outs[1] / "classifier.pt", weights_only=True)
     assert before["best_epoch"] == after["best_epoch"]
     assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])

@@ -60,9 +60,13 @@ def test_debug_env_shows_traceback(tmp_path):
     assert result.returncode == 1 and "Traceback" in result.stderr and "ConfigError" in result.stderr
 
 
-def test_every_training_pipeline_has_a_campaign_and_registry_commands():
+def test_every_method_has_a_campaign_and_registry_commands():
+    from actionops.pipelines.method import list_methods
+
     tune = _cli("tune", "--help")
-    assert tune.returncode == 0 and "classifier" in tune.stdout and "clustering" in tune.stdout
+    assert tune.returncode == 0
+    for method in list_methods():
+        assert method.id in tune.stdout and all(word in tune.stdout for word in method.words)
     registry = _cli("registry", "--help")
     for command in ("list", "show", "promote", "rollback", "compare"):
         assert command in registry.stdout

@@ -17,8 +17,16 @@ def test_defaults_without_params_file(tmp_path, monkeypatch):
 def test_repo_params_yaml_is_valid():
     from pathlib import Path
 
+    from actionops.pipelines.method import list_methods
+    from actionops.platform.tune import parse_space
+
     cfg = load_config(Path(__file__).resolve().parents[1] / "params.yaml")
-    assert cfg.tracking.model_format in ("pt2", "pickle")
+    known = {k for k in cfg.flat() if not k.startswith("tune.")}
+    for method in list_methods():  # every method's sections, registered name and search spaces resolve
+        assert all(section in cfg.sections for section in method.sections)
+        assert method.registered_model(cfg)
+        assert parse_space(cfg.tune.space.get(method.id) or dict(method.tune.space), known)
+    assert set(cfg.tune.space) <= {m.id for m in list_methods()}  # spaces are keyed by method id
 
 
 def test_unknown_key_names_key_and_close_match(tmp_path):

@@ -18,12 +18,11 @@ from actionops.models import create_model, list_models
 from actionops.models.autoencoder3d import SPATIAL_STRIDE
 from actionops.models.dec import dec_target, padded_to_rois, student_t_assignment
 from actionops.platform.synth import generate_or_scenes
+from conftest import tiny_cfg
 
 runner = CliRunner()
-TINY = ["--set", "autoencoder.seq_len=4", "--set", "autoencoder.stride=4", "--set", "autoencoder.width=48",
-        "--set", "autoencoder.height=36", "--set", "autoencoder.base_channels=4", "--set", "autoencoder.latent_channels=8",
-        "--set", "autoencoder.epochs=2", "--set", "clustering.epochs=2", "--set", "clustering.n_clusters=3",
-        "--set", "clustering.ndf=8", "--set", "clustering.kmeans_init=2"]
+METHOD = "individual-clustering"
+TINY = tiny_cfg(METHOD)
 
 
 # ----------------------------------------------------------------------------- models and maths
@@ -89,7 +88,7 @@ def test_infer_returns_padded_assignments():
 def test_unsigned_motion_descriptor_is_phase_invariant():
     """Unsigned orientation bins: a motion and its reverse (the two halves of a wave) give the same
     descriptor; signed bins tell them apart. Both are sqrt + L2 normalised."""
-    from actionops.evaluation.baselines import flow_histogram_features
+    from actionops.platform.flow import flow_histogram_features
     from actionops.pipelines.individual_clustering.windows import box_motion
 
     rng = np.random.default_rng(0)
@@ -137,51 +136,18 @@ def test_metrics_against_known_permutations():
 
 
 # ----------------------------------------------------------------------------- the pipeline
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ic") / "or"
-    generate_or_scenes(root, videos=3, frames=16, width=96, height=72, min_people=3, max_people=4, seed=3)
-    return root
-
-
-@pytest.fixture(scope="module")
-def trained(ray_local, scenes, tmp_path_factory):
-    """The whole pipeline once, on 2 Ray Train workers, with a temporary MLflow store."""
-    store = tmp_path_factory.mktemp("mlruns")
-    mp = pytest.MonkeyPatch()
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    mp.setenv("ACTIONOPS_MLRUNS", str(store))
-    mp.setenv("ACTIONOPS_STORAGE", str(tmp_path_factory.mktemp("ray_results")))
-    out = tmp_path_factory.mktemp("out")
-    common = [str(scenes), "--out", str(out), *TINY, "--set", "train.num_workers=2", "--set", "flow.method=dis"]
-    results = {}
-    for name, args in [("flow", ["flow", "compute", str(scenes), "--set", "flow.method=dis"]),
-                       ("ae_frame", ["train", "autoencoder", *common, "--datatype", "frame", "--json"]),
-                       ("ae_flow", ["train", "autoencoder", *common, "--datatype", "flow", "--json"]),
-                       ("clustering", ["train", "clustering", *common, "--json"]),
-                       ("predict", ["predict", "clustering", *common, "--stage", "test", "--json"]),
-                       ("evaluate", ["evaluate", "clustering", *common, "--stage", "test", "--json"])]:
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, (name, result.output)
-        results[name] = json.loads(result.stdout) if "--json" in args else result.output
-    yield {"out": out, "results": results, "store": store, "common": common}
-    mp.undo()
-
-
-def test_pipeline_logs_registers_predicts_and_scores(trained, scenes):
-    out, results = trained["out"], trained["results"]
-    assert results["ae_frame"]["epochs"] == 2 and results["clustering"]["epochs"] == 2
-    assert results["clustering"]["registered"] == "individual-clustering v1"
+def test_pipeline_logs_registers_predicts_and_scores(run_of):
+    run = run_of(METHOD)
+    out, scenes = run["out"], run["data"]
+    rows = {r["stage"]: r["result"] for r in run["rows"]}
+    assert rows["autoencoder_frame"]["epochs"] == run["ctx"].cfg.autoencoder.epochs
+    assert rows["clustering"]["registered"] == "individual-clustering v1"
     client = mlflow.MlflowClient()
     runs = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["individual-clustering"], output_format="list")}
     assert {"autoencoder-frame", "autoencoder-flow", "clustering", "predict-test", "evaluate-test"} <= set(runs)
-    history = client.get_metric_history(runs["clustering"].info.run_id, "kl")
-    assert [m.step for m in history] == [1, 2]  # per-epoch metrics from rank 0
     figures = {a.path for a in client.list_artifacts(runs["clustering"].info.run_id, "figures")}
-    assert {"figures/loss_curves.png", "figures/embeddings_tsne.png", "figures/embeddings_pca.png",
-            "figures/confusion_train.png"} <= figures
-    version = client.get_model_version_by_alias("individual-clustering", "candidate")
-    assert str(version.version) == "1"
+    assert {"figures/loss_curves.png", "figures/train_embeddings_tsne.png", "figures/train_embeddings_pca.png",
+            "figures/train_contingency.png"} <= figures
     # predictions: one JSON per test video with [{"frame", "id", "label"}]
     test_videos = sorted(p.stem for p in (scenes / "test").glob("*.mp4"))
     pred_dir = out / "predictions" / "test"
@@ -190,26 +156,27 @@ def test_pipeline_logs_registers_predicts_and_scores(trained, scenes):
     assert records and set(records[0]) == {"frame", "id", "label"} and 0 <= records[0]["label"] < 3
     assert (pred_dir / "boxes.mp4").stat().st_size > 0
     metrics = json.loads((out / "metrics_test.json").read_text())
-    for key in ("hungarian_accuracy", "nmi", "ari", "majority_vote_accuracy"):
-        assert 0.0 <= metrics[key] <= 1.0
-    assert metrics == {**metrics, **results["evaluate"]}
+    for key in ("hungarian_accuracy", "nmi", "ari", "ami", "v_measure", "majority_vote_accuracy"):
+        assert key in metrics and key in rows["evaluate"]
+    assert sum(map(sum, metrics["contingency"]["counts"])) == metrics["person_windows"] > 0
     headline = json.loads((out / "metrics.json").read_text())
     assert headline["test"]["hungarian_accuracy"] == metrics["hungarian_accuracy"]
-
-
-def test_predict_from_registry_alias_matches_local_checkpoint(trained, scenes, tmp_path):
-    local = np.load(trained["out"] / "predictions" / "test" / "embeddings.npz")
-    result = runner.invoke(app, ["predict", "clustering", *trained["common"][:1], "--out", str(tmp_path), *TINY,
+    # the CLI's evaluate with --model predicts with that version and tags it
+    result = runner.invoke(app, ["evaluate", "clustering", str(scenes), "--out", str(out), *TINY,
                                  "--model", "models:/individual-clustering@candidate", "--json"])
     assert result.exit_code == 0, result.output
-    remote = np.load(tmp_path / "predictions" / "test" / "embeddings.npz")
-    np.testing.assert_allclose(remote["embedding"], local["embedding"], rtol=1e-5, atol=1e-5)
-    assert (remote["cluster"] == local["cluster"]).all()
+    version = client.get_model_version_by_alias("individual-clustering", "candidate")
+    assert version.tags["eval.hungarian_accuracy"] == f"{json.loads(result.stdout)['hungarian_accuracy']:.6f}"
     pyfunc = mlflow.pyfunc.load_model("models:/individual-clustering@candidate")
     assert pyfunc.metadata.signature is not None
 
 
-def test_worker_failure_recovers_from_checkpoint(trained, scenes, tmp_path):
+@pytest.fixture()
+def scenes(run_of):
+    return run_of(METHOD)["data"]
+
+
+def test_worker_failure_recovers_from_checkpoint(scenes, tmp_path):
     """One of 2 workers raises once after epoch 1; FailureConfig restarts from that checkpoint."""
     result = runner.invoke(app, ["train", "autoencoder", str(scenes), "--out", str(tmp_path), *TINY, "--datatype", "frame",
                                  "--set", "train.num_workers=2", "--set", "train.max_failures=1",
@@ -221,8 +188,9 @@ def test_worker_failure_recovers_from_checkpoint(trained, scenes, tmp_path):
     assert json.loads(marker.read_text()) == {"epoch": 1, "rank": 1}  # the fault did happen
 
 
-def test_killed_run_resumes_with_same_epochs(trained, scenes, tmp_path):
-    """No retries: the injected fault kills the run after epoch 1; --resume finishes epochs 2-3."""
+def test_failed_run_resumes_with_same_epochs(scenes, tmp_path):
+    """No retries: the injected fault kills the run after epoch 1; --resume finishes epochs 2-3 in
+    the same MLflow run (steps 1, 2, 3 once each)."""
     args = ["train", "autoencoder", str(scenes), "--out", str(tmp_path), *TINY, "--datatype", "flow",
             "--set", "autoencoder.epochs=3", "--set", "train.max_failures=0"]
     failed = runner.invoke(app, [*args, "--set", "train.fault_at_epoch=1"])
@@ -231,13 +199,17 @@ def test_killed_run_resumes_with_same_epochs(trained, scenes, tmp_path):
     resumed = runner.invoke(app, [*args, "--resume", "--json"])
     assert resumed.exit_code == 0, resumed.output
     summary = json.loads(resumed.stdout)
-    assert summary["epochs"] == 3
+    assert summary["epochs"] == 3 and summary["reported_epochs"] == 2
     state = torch.load(tmp_path / "ae_flow.pt", weights_only=True)
     assert state["epoch"] == 3
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(summary["mlflow_run_id"], "loss")]
+    assert steps == [1, 2, 3]
 
 
-def test_bad_inputs_are_clear_errors(trained, scenes, tmp_path):
-    common = [str(scenes), "--out", str(trained["out"]), *TINY]
+def test_bad_inputs_are_clear_errors(run_of, tmp_path):
+    run = run_of(METHOD)
+    scenes = run["data"]
+    common = [str(scenes), "--out", str(run["out"]), *TINY]
     coor = next((scenes / "train").glob("*/coor.npy"))
     moved = coor.with_name("coor.moved")
     coor.rename(moved)

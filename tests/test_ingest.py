@@ -24,11 +24,9 @@ from actionops.errors import DataError
 from actionops.platform import flow as flowlib
 from actionops.platform.data import (
     _probe_row,
-    clip_dataset,
     compute_flow,
     index_dataset,
     load_manifest,
-    person_window_dataset,
     sample_indices,
 )
 from actionops.platform.layout import detect_layout, load_pose
@@ -356,24 +354,21 @@ def test_sample_indices_cover_the_whole_video():
     assert list(sample_indices(3, 5, "uniform")) == [0, 1, 2, 2, 2]
 
 
-def test_clip_dataset_shapes_and_labels(ray_local, clips):
-    index_dataset(clips)
-    _, rows = load_manifest(clips)
-    names = sorted({r["label"] for r in rows})
-    ds = clip_dataset(rows, num_frames=12, size=(32, 24), label_names=names)
-    out = sorted(ds.take_all(), key=lambda r: r["video_id"])
-    assert len(out) == 8
-    for row, src in zip(out, sorted(rows, key=lambda r: r["video_id"])):
-        assert row["clip"].shape == (12, 3, 24, 32) and row["clip"].dtype == np.float32
-        assert names[row["label"]] == src["label"]
-        assert row["padded"]  # 10-frame clips padded to 12
-    assert -3 < float(np.mean([r["clip"].mean() for r in out])) < 3
+def test_window_spans_cover_or_drop_the_tail():
+    from actionops.platform.windows import window_spans
+
+    assert window_spans(10, 4, 3) == [(0, 4), (3, 7), (6, 10)]
+    assert window_spans(11, 4, 3) == [(0, 4), (3, 7), (6, 10), (7, 11)]  # the tail gets a last window
+    assert window_spans(11, 4, 3, cover_end=False) == [(0, 4), (3, 7), (6, 10)]
+    assert window_spans(3, 8, 4) == [(0, 3)] and window_spans(9, 0, 4) == [(0, 9)] and window_spans(0, 4, 2) == []
 
 
 def test_person_window_dataset(ray_local, or_scenes):
     index_dataset(or_scenes)
     _, rows = load_manifest(or_scenes)
     rows = [r for r in rows if r["split"] == "train"]
+    from actionops.pipelines.individual_clustering.windows import person_window_dataset
+
     out = person_window_dataset(rows, window=8, stride=8, size=(48, 36)).take_all()
     assert len(out) == 2 * 3  # 2 train videos x 3 windows of 8 frames
     truth = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import ray
 from typer.testing import CliRunner
 
@@ -39,9 +40,11 @@ def test_probe_videos_on_ray_data_catches_bad_files(ray_local, or_scenes, tmp_pa
     assert "not a readable video" in rows[-2]["error"] and "empty" in rows[-1]["error"]
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(ray_local, mlflow_store, tmp_path, monkeypatch):
     """`actionops demo` (tiny sizes): synth -> ... -> evaluate, model registered; a second run
-    skips every up-to-date stage."""
+    skips every up-to-date stage. Slow: the whole pipeline, which the method contract tests
+    already run in the fast suite."""
     import mlflow
 
     from actionops.cli.main import app

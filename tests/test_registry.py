@@ -20,6 +20,7 @@ NAME = "clip-classifier"
 def three_versions(mlflow_store, tmp_path):
     """Three registered versions of a tiny classifier, each with an evaluation on data `d1`."""
     from actionops.models import create_model
+    from actionops.pipelines.spine import register_checkpoint
 
     import numpy as np
 
@@ -33,8 +34,8 @@ def three_versions(mlflow_store, tmp_path):
         torch.save({"model_name": "vivit_tiny", "model_args": args, "model": model.state_dict(), "labels": ["a", "b"]}, path)
         with tracking.start_run("registry-test", run_name=f"train-{i}", params={"optim.lr": 10.0 ** -(i + 2)}):
             tracking.log_metrics({"best_val_macro_f1": f1})
-            version = tracking.log_checkpoint_model(path, {"clip": np.zeros((2, 2, 3, 16, 16), np.float32)},
-                                                    registered_name=NAME, version_tags={"dataset_version": f"md5-{i}"})
+            version = register_checkpoint(path, {"clip": np.zeros((2, 2, 3, 16, 16), np.float32)}, NAME,
+                                          {"dataset_version": f"md5-{i}"})
         tracking.set_version_tags(NAME, version, {"eval.macro_f1": f1, "eval.data": "d1", "eval.split": "test"})
         versions.append(version)
     return versions

@@ -4,19 +4,8 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from actionops.platform import tracking
-
-
-class TinyNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv3d(3, 4, kernel_size=3, padding=1)
-        self.head = nn.Linear(4, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.conv(x).mean(dim=(2, 3, 4)))
 
 
 def test_default_store_is_sqlite_under_mlruns(tmp_path, monkeypatch):
@@ -28,34 +17,39 @@ def test_default_store_is_sqlite_under_mlruns(tmp_path, monkeypatch):
     assert tracking.tracking_uri() == "http://mlflow.example:5000"
 
 
-@pytest.mark.parametrize("model_format", ["pt2", "pickle"])
-def test_model_round_trip_through_registry_alias(mlflow_store, model_format):
+def test_checkpoint_model_round_trip_through_registry_alias(mlflow_store, tmp_path):
+    """A checkpoint logged as a pyfunc model: params, metrics, tags, signature, alias, and the
+    module rebuilt from the registry (weights only) gives the same outputs."""
+    from actionops.models import create_model
+    from actionops.models.checkpoint import build_from_checkpoint, infer_numpy, save_checkpoint
+    from actionops.pipelines.spine import register_checkpoint
+
     torch.manual_seed(0)
-    model = TinyNet().eval()
-    example = np.random.default_rng(0).standard_normal((2, 3, 4, 8, 8)).astype(np.float32)
+    args = {"num_classes": 3, "num_frames": 2, "image_size": 16, "patch": 8, "dim": 16, "spatial_depth": 1,
+            "temporal_depth": 1, "heads": 2}
+    model = create_model("vivit_tiny", **args).eval()
+    path = save_checkpoint(tmp_path / "tiny.pt", {"model_name": "vivit_tiny", "model_args": args, "model": model.state_dict()})
+    example = {"clip": np.random.default_rng(0).standard_normal((2, 2, 3, 16, 16)).astype(np.float32)}
     with tracking.start_run("unit", run_name="rt", params={"a.b": 1, "a.c": None},
                             config_yaml="a:\n  b: 1\n", dataset_version="abc123") as run:
         tracking.log_metrics({"loss": 0.5, "note": "skipped"}, step=0)
-        logged = tracking.log_torch_model(model, example, model_format=model_format,
-                                          registered_name="tiny", version_tags={"why": "test"})
-    assert logged["version"] == "1"
+        version = register_checkpoint(path, example, "tiny", {"why": "test"})
+    assert version == "1"
     # the store is where we said, with artifacts beside it
     assert (mlflow_store / "mlflow.db").is_file() and (mlflow_store / "artifacts").is_dir()
     stored = mlflow.get_run(run.info.run_id)
     assert stored.data.params == {"a.b": "1", "a.c": "null"}
     assert stored.data.metrics == {"loss": 0.5}
     assert stored.data.tags["actionops.dataset_version"] == "abc123"
-    info = mlflow.models.get_model_info(logged["uri"])
-    assert info.signature is not None and tuple(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"][1:]) == (3, 4, 8, 8)
-
     assert str(tracking.version_by_alias("tiny", "candidate").version) == "1"
     assert tracking.version_by_alias("tiny", "champion") is None
-    loaded = tracking.load_model("models:/tiny@candidate")
-    batch = np.random.default_rng(1).standard_normal((3, 3, 4, 8, 8)).astype(np.float32)
-    with torch.no_grad():
-        expected = model(torch.from_numpy(batch)).numpy()
-        got = loaded(torch.from_numpy(batch)).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    pyfunc = mlflow.pyfunc.load_model("models:/tiny@candidate")
+    assert pyfunc.metadata.signature is not None
+    batch = {"clip": np.random.default_rng(1).standard_normal((3, 2, 3, 16, 16)).astype(np.float32)}
+    expected = infer_numpy(model, batch)
+    np.testing.assert_allclose(pyfunc.predict(batch), expected, rtol=1e-5, atol=1e-5)
+    rebuilt = build_from_checkpoint(tracking.load_checkpoint_state("models:/tiny@candidate"))
+    np.testing.assert_allclose(infer_numpy(rebuilt, batch), expected, rtol=1e-6, atol=1e-6)
 
     tracking.set_alias("tiny", "champion", 1)
     assert tracking.version_by_alias("tiny", "champion").tags["why"] == "test"
@@ -73,4 +67,30 @@ def test_loading_unknown_model_is_a_clear_error(mlflow_store):
     from actionops.errors import ActionopsError
 
     with pytest.raises(ActionopsError, match="models:/nope@champion"):
-        tracking.load_model("models:/nope@champion")
+        tracking.load_checkpoint_state("models:/nope@champion")
+
+
+def test_dataset_input_logged_by_four_processes_at_once(mlflow_store, tmp_path):
+    """Four processes log the same dataset input at the same moment (as four Tune trials did);
+    none may fail with a UNIQUE-constraint race on the SQLite store."""
+    import subprocess
+    import sys
+    import time
+
+    dataset = tmp_path / "clips"
+    dataset.mkdir()
+    tracking.ensure_experiment("inputs")
+    start = time.time() + 3  # every process waits for this instant, then logs
+    code = (
+        "import sys, time\n"
+        "from actionops.platform import tracking\n"
+        "with tracking.start_run('inputs', run_name=sys.argv[1]):\n"
+        "    time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "    tracking.log_dataset_input(sys.argv[3], 'md5-abc', context='training')\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, f"trial-{i}", str(start), str(dataset)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert all(rc == 0 for rc, _ in results), [err[-800:] for rc, err in results if rc]
+    runs = mlflow.search_runs(experiment_names=["inputs"], output_format="list")
+    assert len(runs) == 4 and all(len(r.inputs.dataset_inputs) == 1 for r in runs)

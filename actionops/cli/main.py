@@ -13,9 +13,8 @@ from typing import Annotated, Optional
 import typer
 
 from actionops import __version__
-from actionops.cli import data, demo, evaluate, flow, pipeline, predict, registry, train, tune
-from actionops.cli.common import err_console
-from actionops.cli.planned import planned_groups
+from actionops.cli import data, demo, flow, pipeline, registry, tune
+from actionops.cli.common import err_console, group
 
 app = typer.Typer(
     name="actionops",
@@ -30,14 +29,37 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+# Groups whose commands the methods contribute (each method's commands.py, found through the
+# method registry); a method may also add a group of its own (e.g. `embed`).
+GROUPS = {
+    "train": group("train", "Training on Ray Train workers (GPU when present, DDP across train.num_workers), tracked in MLflow.",
+                   "actionops train autoencoder data/or --datatype flow --set autoencoder.epochs=10"),
+    "predict": group("predict", "Predictions from a trained (local checkpoint) or registered (models:/NAME@ALIAS) model.",
+                     "actionops predict clustering data/or --split test --model models:/individual-clustering@champion"),
+    "evaluate": group("evaluate", "Scores against ground truth, logged to MLflow and metrics files; a registered version\n"
+                      "evaluated with --model models:/... gets eval.* tags (what `registry promote` compares).",
+                      "actionops evaluate classifier data/clips --model models:/clip-classifier@candidate"),
+}
+
+
+def _add_method_commands() -> None:
+    from actionops.pipelines.method import method_commands
+
+    for group_name, name, function in method_commands():
+        if group_name not in GROUPS:
+            GROUPS[group_name] = group(group_name, f"{group_name} commands of the methods.", f"actionops {group_name} --help")
+        GROUPS[group_name].command(name)(function)
+
+
+_add_method_commands()
 app.add_typer(data.app, name="data")
 app.add_typer(flow.app, name="flow")
-app.add_typer(train.app, name="train")
+app.add_typer(GROUPS["train"], name="train")
 app.add_typer(tune.app, name="tune")
-for sub in planned_groups():
-    app.add_typer(sub, name=sub.info.name)
-app.add_typer(predict.app, name="predict")
-app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(GROUPS["predict"], name="predict")
+app.add_typer(GROUPS["evaluate"], name="evaluate")
+for extra in sorted(set(GROUPS) - {"train", "predict", "evaluate"}):
+    app.add_typer(GROUPS[extra], name=extra)
 app.add_typer(registry.app, name="registry")
 app.add_typer(pipeline.app, name="pipeline")
 app.command("demo", help=demo.HELP)(demo.demo)

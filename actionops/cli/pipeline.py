@@ -1,4 +1,4 @@
-"""`actionops pipeline ...`: a method's stages in order, skipping up-to-date ones."""
+"""`actionops pipeline list|run`: the registered methods and their stages, run in order."""
 
 from __future__ import annotations
 
@@ -11,34 +11,41 @@ from actionops.cli.common import AddressOpt, JsonOpt, OutOpt, ParamsOpt, SetOpt,
 
 app = group(
     "pipeline",
-    "Run every stage of a pipeline on a dataset, skipping stages whose outputs are up to date.",
+    "Run every stage of a method's pipeline on a dataset, skipping stages whose outputs are up to date.",
     "actionops pipeline run individual-clustering data/or",
 )
 
 
 @app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
-    """Show the pipelines and their stages.
+    """Show the registered methods: stages, registered model, Tune defaults, CLI words.
 
     \b
     Example:
       actionops pipeline list
     """
-    from actionops.pipelines.registry import list_pipelines
+    from actionops.pipelines import load_config
+    from actionops.pipelines.method import list_methods
 
-    pipelines = list_pipelines()
+    methods = list_methods()
+    cfg = load_config()
+    rows = [{"id": m.id, "description": m.description, "stages": [s.name for s in m.stages], "sections": list(m.sections),
+             "registered_model": m.registered_model(cfg), "words": list(m.words),
+             "tune": {"metric": m.tune.metric, "mode": m.tune.mode, "space": dict(m.tune.space)}} for m in methods]
     if json_out:
-        print_json([{"name": p.name, "description": p.description, "stages": [s.name for s in p.stages]} for p in pipelines])
+        print_json(rows)
         return
-    for p in pipelines:
-        console.print(f"[bold]{p.name}[/]: {p.description}")
-        for i, s in enumerate(p.stages, start=1):
+    for m, row in zip(methods, rows):
+        console.print(f"[bold]{m.id}[/]: {m.description}")
+        console.print(f"  registered model {row['registered_model']}; tune {m.tune.metric} ({m.tune.mode}); "
+                      f"params sections {', '.join(m.sections)}; CLI word {', '.join(m.words) or m.id}")
+        for i, s in enumerate(m.stages, start=1):
             console.print(f"  {i}. {s.name:18s} {s.description}")
 
 
 @app.command("run")
 def run(
-    name: Annotated[str, typer.Argument(help="Pipeline name (see `pipeline list`).")],
+    name: Annotated[str, typer.Argument(help="Method id (see `pipeline list`), e.g. individual-clustering.")],
     dataset: Annotated[Path, typer.Argument(help="Dataset folder, or the manifest .parquet written by `data index --out`.")],
     out: OutOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run stages even when up to date.")] = False,
@@ -48,7 +55,7 @@ def run(
     set_: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a pipeline's stages in order on a dataset.
+    """Run a method's stages in order on a dataset.
 
     \b
     Example:
@@ -56,19 +63,20 @@ def run(
       actionops pipeline run individual-clustering data/or --only predict --only evaluate
       actionops pipeline run clip-classification data/clips --set classifier.epochs=5
     """
-    from actionops.pipelines.registry import get_pipeline, run_pipeline
+    from actionops.pipelines.method import get_method
+    from actionops.pipelines.runner import run_pipeline
     from actionops.platform.cluster import ray_session
 
-    pipeline = get_pipeline(name)
-    ctx = stage_context(dataset, out, params, set_, address, json_out=json_out, pipeline=pipeline.package)
-    total = len(pipeline.stages)
+    method = get_method(name)
+    ctx = stage_context(method.id, dataset, out, params, set_, address, json_out=json_out)
+    total = len(method.stages)
 
     def on_stage(i: int, stage, status: str) -> None:
         if not json_out:
             console.rule(f"[bold]{i}/{total} {stage.name}[/] ({status})")
 
     with ray_session(ctx.cfg.ray):
-        rows = run_pipeline(pipeline, ctx, force=force, only=only or (), on_stage=on_stage)
+        rows = run_pipeline(method, ctx, force=force, only=only or (), on_stage=on_stage)
     if json_out:
         print_json(rows)
     else:

@@ -1,4 +1,5 @@
-"""`actionops tune ...`: hyperparameter-search campaigns on Ray Tune (one per pipeline)."""
+"""`actionops tune METHOD DATASET`: hyperparameter-search campaigns on Ray Tune, one command per
+registered method (by id, and by its stage word: `tune classifier` = `tune clip-classification`)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from actionops.cli.common import AddressOpt, JsonOpt, OutOpt, ParamsOpt, SetOpt,
 
 app = group(
     "tune",
-    "Hyperparameter-search campaigns on Ray Tune: trials run the pipeline's training through Ray\n"
+    "Hyperparameter-search campaigns on Ray Tune: trials run the method's training through Ray\n"
     "Train, ASHA stops weak trials early, MLflow gets a parent run with one child run per trial,\n"
     "and the best trial's model is registered with alias candidate. The search space is\n"
-    "tune.space.<pipeline> in params.yaml (dotted keys -> loguniform(a, b), choice([...]), ...).",
+    "tune.space.<method id> in params.yaml (dotted keys -> loguniform(a, b), choice([...]), ...),\n"
+    "else the method's default space.",
     "actionops tune classifier data/clips --samples 8 --scheduler asha --max-concurrent 2",
 )
 SamplesOpt = Annotated[Optional[int], typer.Option("--samples", help="Trials to run (tune.samples).")]
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="asha (early stopping) or fifo.")]
-MetricOpt = Annotated[Optional[str], typer.Option("--metric", help="Metric to optimise (default per pipeline).")]
+MetricOpt = Annotated[Optional[str], typer.Option("--metric", help="Metric to optimise (default per method).")]
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="max or min.")]
 ConcurrentOpt = Annotated[Optional[int], typer.Option("--max-concurrent", help="Trials running at once.")]
 SpaceOpt = Annotated[Optional[Path], typer.Option("--space", help="YAML file: dotted key -> distribution (replaces tune.space).")]
@@ -27,12 +29,12 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the interrup
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="Delete an earlier campaign of the same name and start over.")]
 
 
-def _run(pipeline: str, stage_pkg: str, dataset: Path, out, samples, scheduler, metric, mode, max_concurrent, space,
+def _run(method: str, dataset: Path, out, samples, scheduler, metric, mode, max_concurrent, space,
          resume, fresh, address, params, set_, json_out) -> None:
-    from actionops.pipelines.tune import tune_pipeline
+    from actionops.pipelines.tune import tune_method
     from actionops.platform.cluster import ray_session
 
-    ctx = stage_context(dataset, out, params, set_, address, json_out=json_out, pipeline=stage_pkg,
+    ctx = stage_context(method, dataset, out, params, set_, address, json_out=json_out,
                         tune__samples=samples, tune__scheduler=scheduler, tune__metric=metric, tune__mode=mode,
                         tune__max_concurrent=max_concurrent)
     import contextlib
@@ -40,7 +42,7 @@ def _run(pipeline: str, stage_pkg: str, dataset: Path, out, samples, scheduler, 
 
     # Tune's own progress output goes to stderr: stdout carries only our table (or --json)
     with ray_session(ctx.cfg.ray), contextlib.redirect_stdout(sys.stderr):
-        result = tune_pipeline(ctx, pipeline, space_file=space, resume=resume, fresh=fresh)
+        result = tune_method(ctx, method, space_file=space, resume=resume, fresh=fresh)
     if json_out:
         print_json(result)
         return
@@ -63,38 +65,28 @@ def _run(pipeline: str, stage_pkg: str, dataset: Path, out, samples, scheduler, 
                   f"registered {result['registered']} (alias candidate); MLflow parent run {result['mlflow_parent_run_id']}")
 
 
-@app.command("classifier")
-def classifier(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder: class folders or train/val/test.csv, or the manifest .parquet written by `data index --out`.")],
-    samples: SamplesOpt = None, scheduler: SchedulerOpt = None, metric: MetricOpt = None, mode: ModeOpt = None,
-    max_concurrent: ConcurrentOpt = None, space: SpaceOpt = None, resume: ResumeOpt = False, fresh: FreshOpt = False,
-    out: OutOpt = None, address: AddressOpt = None, params: ParamsOpt = None, set_: SetOpt = None, json_out: JsonOpt = False,
-) -> None:
-    """Search classifier hyperparameters (default metric val_macro_f1, max).
+def _command(method_id: str, word: str, description: str, metric: str, mode: str):
+    def tune_command(
+        dataset: Annotated[Path, typer.Argument(help="Dataset folder, or the manifest .parquet written by `data index --out`.")],
+        samples: SamplesOpt = None, scheduler: SchedulerOpt = None, metric: MetricOpt = None, mode: ModeOpt = None,
+        max_concurrent: ConcurrentOpt = None, space: SpaceOpt = None, resume: ResumeOpt = False, fresh: FreshOpt = False,
+        out: OutOpt = None, address: AddressOpt = None, params: ParamsOpt = None, set_: SetOpt = None, json_out: JsonOpt = False,
+    ) -> None:
+        _run(method_id, dataset, out, samples, scheduler, metric, mode, max_concurrent, space, resume, fresh, address,
+             params, set_, json_out)
 
-    \b
-    Example:
-      actionops tune classifier data/clips --samples 8
-      actionops tune classifier data/clips --space space.yaml --metric val_accuracy --mode max
-      actionops tune classifier data/clips --resume
-    """
-    _run("classifier", "clip_classification", dataset, out, samples, scheduler, metric, mode, max_concurrent, space,
-         resume, fresh, address, params, set_, json_out)
+    tune_command.__doc__ = (f"Search the hyperparameters of {method_id} ({description}) Default metric {metric}, {mode}.\n\n"
+                            f"\b\nExample:\n  actionops tune {word} DATASET --samples 8\n"
+                            f"  actionops tune {word} DATASET --space space.yaml --resume")
+    return tune_command
 
 
-@app.command("clustering")
-def clustering(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (operating-room layout, autoencoders trained), or the manifest .parquet written by `data index --out`.")],
-    samples: SamplesOpt = None, scheduler: SchedulerOpt = None, metric: MetricOpt = None, mode: ModeOpt = None,
-    max_concurrent: ConcurrentOpt = None, space: SpaceOpt = None, resume: ResumeOpt = False, fresh: FreshOpt = False,
-    out: OutOpt = None, address: AddressOpt = None, params: ParamsOpt = None, set_: SetOpt = None, json_out: JsonOpt = False,
-) -> None:
-    """Search the joint DEC clustering stage (default metric loss, min); needs the two pretrained
-    autoencoders in the output folder (`train autoencoder --datatype frame|flow`).
+def _add_commands() -> None:
+    from actionops.pipelines.method import list_methods
 
-    \b
-    Example:
-      actionops tune clustering data/or --samples 6 --set tune.max_concurrent=2
-    """
-    _run("clustering", "individual_clustering", dataset, out, samples, scheduler, metric, mode, max_concurrent, space,
-         resume, fresh, address, params, set_, json_out)
+    for m in list_methods():
+        for word in (*m.words, m.id):
+            app.command(word)(_command(m.id, word, m.description, m.tune.metric, m.tune.mode))
+
+
+_add_commands()

@@ -50,17 +50,45 @@ def majority_vote_accuracy(truth: Sequence, pred: Sequence) -> float:
 
 
 def clustering_scores(truth: Sequence, pred: Sequence) -> dict[str, float]:
-    """Hungarian accuracy, NMI, ARI and majority-vote accuracy."""
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    """Hungarian accuracy, NMI, ARI, AMI, V-measure (homogeneity, completeness) and
+    majority-vote accuracy."""
+    from sklearn.metrics import (
+        adjusted_mutual_info_score,
+        adjusted_rand_score,
+        homogeneity_completeness_v_measure,
+        normalized_mutual_info_score,
+    )
 
     t, _ = _encode(truth)
     p, _ = _encode(pred)
+    homogeneity, completeness, v_measure = homogeneity_completeness_v_measure(t, p)
     return {
         "hungarian_accuracy": hungarian_accuracy(truth, pred),
         "nmi": float(normalized_mutual_info_score(t, p)),
         "ari": float(adjusted_rand_score(t, p)),
+        "ami": float(adjusted_mutual_info_score(t, p)),
+        "v_measure": float(v_measure),
+        "homogeneity": float(homogeneity),
+        "completeness": float(completeness),
         "majority_vote_accuracy": majority_vote_accuracy(truth, pred),
     }
+
+
+def chance_hungarian(truth: Sequence) -> float:
+    """Hungarian accuracy of putting everything in one cluster: the most frequent class's share."""
+    if len(truth) == 0:
+        return 0.0
+    _, counts = np.unique(np.asarray([str(v) for v in truth]), return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
+def macro_f1(truth: Sequence, pred: Sequence, labels: Sequence) -> float:
+    """Mean F1 over `labels` (a class never true nor predicted scores 0, as in the report below)."""
+    from sklearn.metrics import f1_score
+
+    if len(truth) == 0:
+        return 0.0
+    return float(f1_score(list(truth), list(pred), labels=list(labels), average="macro", zero_division=0))
 
 
 def classification_report(truth: Sequence[str], pred: Sequence[str], labels: Sequence[str] | None = None) -> dict:

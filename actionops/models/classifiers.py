@@ -238,25 +238,17 @@ def vivit_tiny(*, num_classes: int, num_frames: int = 16, image_size: int = 112,
 HUB_WORDS = ("kinetics", "imagenet", "hub", "pretrained", "default")
 
 
-def load_weights(model: nn.Module, source: str) -> dict[str, Any]:
-    """Load pretrained weights from a local file (a state dict or an actionops checkpoint) or an
-    MLflow model (`models:/NAME@ALIAS`, `runs:/...`). Tensors whose shape differs (a new head)
-    are skipped and reported. Returns {"loaded": n, "skipped": [...]}."""
-    from pathlib import Path
-
+def check_local_weights(source: str) -> None:
+    """Refuse weight sources that would need a download (nothing is downloaded at run time)."""
     if source.split(":")[0].lower() in HUB_WORDS or source.lower() in HUB_WORDS:
         raise ActionopsError(f"weights {source!r} would need a download",
                              "nothing is downloaded at run time: pass a local weights file or models:/NAME@ALIAS")
-    if source.startswith(("models:/", "runs:/")):
-        from actionops.platform.tracking import load_checkpoint_state
 
-        state = load_checkpoint_state(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ActionopsError(f"weights file {source} not found",
-                                 "pass a local .pt file (state dict or actionops checkpoint) or models:/NAME@ALIAS")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+
+def load_weights(model: nn.Module, state: dict[str, Any], source: str = "the weights") -> dict[str, Any]:
+    """Load pretrained weights (a state dict, or a checkpoint dict holding one under `model`)
+    into `model`. Tensors whose shape differs (a new head) are skipped and reported.
+    Returns {"loaded": n, "skipped": [...]}."""
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     own = model.state_dict()

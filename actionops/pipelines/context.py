@@ -36,25 +36,3 @@ class Context:
     def say(self, text: str) -> None:
         if self.console is not None:
             self.console.print(text)
-
-
-def save_state(path: Path, state: dict) -> None:
-    """torch.save a checkpoint dict atomically (temp file, then rename): a killed stage leaves
-    either the old file or the new one, never half of one."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def write_history(path: Path, history: list[dict]) -> None:
-    """Per-epoch metrics as a JSON list of {"epoch": n, metric: value} (what `dvc plots` reads)."""
-    import json
-
-    rows = [{"epoch": int(h.get("epoch", i + 1)),
-             **{k: float(v) for k, v in h.items() if isinstance(v, (int, float)) and k != "epoch"}}
-            for i, h in enumerate(history)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rows, indent=1))

@@ -16,7 +16,6 @@ from typing import Any
 from actionops.platform.config import Config, SynthConfig
 from actionops.platform.progress import progress_bar
 
-DEMO_EXPERIMENT = "actionops-demo"
 
 
 def synthesize(synth: SynthConfig, out: str | Path, console: Any = None) -> dict:
@@ -48,14 +47,15 @@ def synthesize(synth: SynthConfig, out: str | Path, console: Any = None) -> dict
 def run_demo(cfg: Config, data_dir: str | Path, out: str | Path, console: Any) -> dict:
     """Synthesize scenes, then run the individual-clustering pipeline on them; return the
     test metrics, the registered model version and where things are."""
-    from actionops.pipelines.individual_clustering.stages import Context
-    from actionops.pipelines.registry import get_pipeline, run_pipeline
+    from actionops.pipelines.context import Context
+    from actionops.pipelines.method import get_method
+    from actionops.pipelines.runner import run_pipeline
     from actionops.platform import tracking
     from actionops.platform.cluster import ray_session
 
     data_dir = Path(data_dir)
-    pipeline = get_pipeline("individual-clustering")
-    total = len(pipeline.stages) + 1
+    method = get_method("individual-clustering")
+    total = len(method.stages) + 1
     console.rule(f"[bold]1/{total} synthesize operating-room scenes")
     synthesize(cfg.synth, data_dir, console)
     ctx = Context(cfg=cfg, dataset=data_dir, out=Path(out), console=console)
@@ -66,8 +66,9 @@ def run_demo(cfg: Config, data_dir: str | Path, out: str | Path, console: Any) -
     start = time.perf_counter()
     with ray_session(cfg.ray) as session:
         console.print(f"Ray: {session.num_cpus:g} CPUs, {session.num_gpus:g} GPUs, {session.num_nodes} node(s)")
-        run_pipeline(pipeline, ctx, on_stage=on_stage)
+        run_pipeline(method, ctx, on_stage=on_stage)
     metrics = json.loads((Path(out) / "metrics_test.json").read_text())
-    version = tracking.version_by_alias(cfg.clustering.model_name, tracking.CANDIDATE)
-    return {"metrics": metrics, "model": f"{cfg.clustering.model_name} v{version.version}" if version else None,
+    name = method.registered_model(cfg)
+    version = tracking.version_by_alias(name, tracking.CANDIDATE)
+    return {"metrics": metrics, "model": f"{name} v{version.version}" if version else None,
             "seconds": time.perf_counter() - start, "out": str(out)}

@@ -1,9 +1,10 @@
-"""Campaigns per pipeline (`actionops tune classifier|clustering DATASET`).
+"""Campaigns per method (`actionops tune METHOD DATASET`), generic over the method registry.
 
 The driver writes the resolved config to the campaign folder, creates the MLflow experiment and
-the campaign's parent run once, then runs one Tuner. Each trial (a Ray actor) reloads that
+the campaign's parent run once (and logs the dataset input there, once: trials running at the
+same moment must not race on it), then runs one Tuner. Each trial (a Ray actor) reloads that
 config with its sampled dotted overrides, opens a child MLflow run (tag mlflow.parentRunId) and
-runs the pipeline's training stage through the shared Ray Train runner with Tune's
+runs the method's training stage through the shared Ray Train runner with Tune's
 `TuneReportCallback`, writing its checkpoint to `<out>/tune/<campaign>/trial_<id>/`. At the end:
 a table of trials sorted by the metric, a parallel-coordinates plot, and the best trial's model
 registered with alias `candidate`.
@@ -14,45 +15,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from actionops.errors import ActionopsError, ConfigError
 from actionops.pipelines.context import Context
+from actionops.pipelines.method import Method, get_method
 
 
-@dataclass(frozen=True)
-class TuneSpec:
-    pipeline: str  # the `tune` sub-command and the key of tune.space
-    experiment: str
-    default_metric: str
-    default_mode: str
-    metrics: tuple[str, ...]  # what the training loop reports each epoch
-    checkpoint: str  # file the training stage writes into ctx.out
-    epochs_key: str  # dotted key of the epoch count (ASHA's max_t)
-
-
-SPECS = {
-    "classifier": TuneSpec("classifier", "clip-classification", "val_macro_f1", "max",
-                           ("val_macro_f1", "val_accuracy", "val_loss", "train_loss", "train_accuracy",
-                            "best_val_macro_f1"), "classifier.pt", "classifier.epochs"),
-    "clustering": TuneSpec("clustering", "individual-clustering", "loss", "min",
-                           ("loss", "mse_frame", "mse_flow", "kl"), "clustering.pt", "clustering.epochs"),
-}
-
-
-def _train_stage(spec: TuneSpec, ctx: Context, **kwargs: Any) -> dict:
-    if spec.pipeline == "classifier":
-        from actionops.pipelines.clip_classification.stages import train_classifier
-
-        return train_classifier(ctx, **kwargs)
-    from actionops.pipelines.individual_clustering.stages import train_clustering
-
-    return train_clustering(ctx, **kwargs)
-
-
-def make_trial(spec_name: str, params_file: str, dataset: str, out_root: str, tracking_uri: str, parent_run_id: str,
+def make_trial(method_id: str, params_file: str, dataset: str, out_root: str, tracking_uri: str, parent_run_id: str,
                pretrained: list[str], manifest: str | None = None):
     """The function trainable of a campaign (everything it needs is plain strings)."""
 
@@ -63,7 +34,7 @@ def make_trial(spec_name: str, params_file: str, dataset: str, out_root: str, tr
         from actionops.pipelines import load_config
 
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-        spec = SPECS[spec_name]
+        method = get_method(method_id)
         trial_id = ray.tune.get_context().get_trial_id()
         cfg = load_config(params_file).with_overrides(dict(config), origin="tune")
         out = Path(out_root) / f"trial_{trial_id}"
@@ -73,12 +44,12 @@ def make_trial(spec_name: str, params_file: str, dataset: str, out_root: str, tr
             if not link.exists():
                 link.symlink_to(name)
         done = out / "trial_result.json"
-        if done.is_file() and (out / spec.checkpoint).is_file():
+        if done.is_file() and (out / method.checkpoint).is_file():
             # finished before the campaign was interrupted: report its result, train nothing again
             ray.tune.report(json.loads(done.read_text()))
             return
         ctx = Context(cfg=cfg, dataset=Path(dataset), out=out, resume="auto", manifest=Path(manifest) if manifest else None)  # a restored trial continues its Train run
-        summary = _train_stage(spec, ctx, parent_run_id=parent_run_id, register=False, callbacks=[TuneReportCallback()],
+        summary = method.train(ctx, parent_run_id=parent_run_id, register=False, callbacks=[TuneReportCallback()],
                                run_name=f"trial-{trial_id}")
         if not summary.get("reported_epochs"):  # the resumed Train run had no epoch left to report
             ray.tune.report(summary["last_epoch_metrics"])
@@ -86,15 +57,14 @@ def make_trial(spec_name: str, params_file: str, dataset: str, out_root: str, tr
         tmp.write_text(json.dumps(summary.get("last_epoch_metrics", {})))
         tmp.replace(done)
 
-    trial.__name__ = f"{spec_name}_trial"
+    trial.__name__ = f"{method_id.replace('-', '_')}_trial"
     return trial
 
 
-def tune_pipeline(ctx: Context, spec_name: str, *, space_file: Path | None = None, resume: bool = False,
-                  fresh: bool = False) -> dict:
-    """Run (or resume) a campaign for `spec_name` on ctx.dataset; returns the trial table and the
-    registered best model."""
-    import mlflow
+def tune_method(ctx: Context, method_id: str, *, space_file: Path | None = None, resume: bool = False,
+                fresh: bool = False) -> dict:
+    """Run (or resume) a campaign for the method `method_id` on ctx.dataset; returns the trial
+    table and the registered best model."""
     import yaml
 
     from actionops.evaluation.plots import parallel_coordinates_figure
@@ -102,50 +72,34 @@ def tune_pipeline(ctx: Context, spec_name: str, *, space_file: Path | None = Non
     from actionops.platform.train import storage_root
     from actionops.platform.tune import campaign_path, parse_space, run_campaign, trial_table
 
-    if spec_name not in SPECS:
-        raise ConfigError(f"no campaign for pipeline {spec_name!r}", f"choose one of: {', '.join(SPECS)}")
-    spec = SPECS[spec_name]
+    method = get_method(method_id)
     cfg, t = ctx.cfg, ctx.cfg.tune
-    metric, mode = t.metric or spec.default_metric, t.mode or spec.default_mode
-    if metric not in spec.metrics:
-        raise ConfigError(f"tune.metric {metric!r} is not reported by {spec_name} training",
-                          f"choose one of: {', '.join(spec.metrics)}")
+    metric, mode = t.metric or method.tune.metric, t.mode or method.tune.mode
+    if metric not in method.reports:
+        raise ConfigError(f"tune.metric {metric!r} is not reported by {method.id} training",
+                          f"choose one of: {', '.join(method.reports)}")
     if space_file is not None:
         if not Path(space_file).is_file():
             raise ConfigError(f"search-space file {space_file} not found")
         raw = yaml.safe_load(Path(space_file).read_text()) or {}
-        raw = raw.get(spec_name, raw) if isinstance(raw, dict) else raw
+        raw = raw.get(method.id, raw) if isinstance(raw, dict) else raw
     else:
-        raw = t.space.get(spec_name, {})
+        raw = t.space.get(method.id) or dict(method.tune.space)
     if not isinstance(raw, dict):
-        raise ConfigError(f"search space for {spec_name} must be a mapping of dotted keys to distributions")
+        raise ConfigError(f"search space for {method.id} must be a mapping of dotted keys to distributions")
     known = {k for k in cfg.flat() if not k.startswith("tune.")}
     space = parse_space(raw, known)
 
     storage = storage_root(cfg.train.storage_path)
     tune_storage = t.storage_path if t.storage_path and "://" in t.storage_path else \
         str(Path(t.storage_path).resolve()) if t.storage_path else f"{storage}/tune"
-    name = f"tune-{spec_name}-{ctx.dataset.resolve().name}"
+    name = f"tune-{method.id}-{ctx.dataset.resolve().name}"
     path = campaign_path(tune_storage, name)
     out_root = (ctx.out / "tune" / name).resolve()
     if fresh and not resume:
         shutil.rmtree(path, ignore_errors=True)
         shutil.rmtree(out_root, ignore_errors=True)
-    pretrained = []
-    if spec_name == "classifier":  # index once here: parallel trials must not all write the manifest
-        from actionops.pipelines.clip_classification.stages import dataset_splits
-
-        dataset_splits(ctx)
-    else:
-        from actionops.pipelines.individual_clustering.stages import manifest_rows
-
-        manifest_rows(ctx, "train")
-    if spec_name == "clustering":
-        for file in ("ae_frame.pt", "ae_flow.pt"):
-            if not (ctx.out / file).is_file():
-                raise ActionopsError(f"missing {ctx.out / file}",
-                                     "tune clustering searches the joint DEC stage: pretrain both autoencoders first")
-            pretrained.append(str((ctx.out / file).resolve()))
+    pretrained = [str(p) for p in method.prepare_tune(ctx)]  # index once here: parallel trials must not all write it
 
     # trial resources: the trial actor itself takes none; its Train workers share the CPUs,
     # leaving one for Ray Data when that is possible
@@ -169,26 +123,30 @@ def tune_pipeline(ctx: Context, spec_name: str, *, space_file: Path | None = Non
     else:
         params_file.write_text(trial_cfg.to_yaml())
         parent_run_id = None
-    tracking.ensure_experiment(spec.experiment)  # once, on the driver: parallel trials would race on it
+    tracking.ensure_experiment(method.experiment)  # once, on the driver: parallel trials would race on it
     # ASHA stops a trial that reaches max_t at once, before the trial writes its checkpoint:
     # one more than the epochs, so only weak trials are ever stopped
-    max_t = int(trial_cfg.flat()[spec.epochs_key]) + 1
+    max_t = int(trial_cfg.flat()[method.tune.epochs_key]) + 1
     keys = sorted(space)
-    with tracking.start_run(spec.experiment, run_name=name, params={**cfg.flat(), "tune.metric": metric, "tune.mode": mode},
-                            tags={"actionops.stage": f"tune_{spec_name}", "actionops.campaign": name},
+    with tracking.start_run(method.experiment, run_name=name, params={**cfg.flat(), "tune.metric": metric, "tune.mode": mode},
+                            tags={"actionops.stage": f"tune_{method.id}", "actionops.campaign": name},
                             run_id=parent_run_id) as parent:
+        if parent_run_id is None:
+            from actionops.pipelines.spine import dataset_version
+
+            tracking.log_dataset_input(ctx.dataset, dataset_version(ctx), context="training")
         state_file.write_text(json.dumps({"parent_run_id": parent.info.run_id, "campaign": path}))
-        mlflow.log_dict({k: str(v) for k, v in raw.items()}, "search_space.json")
-        trainable = make_trial(spec_name, str(params_file), str(ctx.dataset.resolve()), str(out_root),
+        tracking.log_dict({k: str(v) for k, v in raw.items()}, "search_space.json")
+        trainable = make_trial(method.id, str(params_file), str(ctx.dataset.resolve()), str(out_root),
                                tracking.tracking_uri(), parent.info.run_id, pretrained, str(ctx.manifest_path.resolve()))
         results = run_campaign(trainable, space, name=name, storage=tune_storage, metric=metric, mode=mode,
                                samples=t.samples, scheduler=t.scheduler, max_concurrent=t.max_concurrent, max_t=max_t,
                                grace_period=t.grace_period, reduction_factor=t.reduction_factor, resume=resume)
         rows = trial_table(results, metric, mode, keys)
-        _close_stopped_child_runs(parent.info.run_id, {r["trial"] for r in rows if r["status"] == "done"})
+        tracking.close_child_runs(parent.info.run_id, {r["trial"] for r in rows if r["status"] == "done"})
         errors = [r for r in rows if r["status"] == "error"]
         for row in rows:  # trials stopped early by ASHA leave no final checkpoint
-            row["completed"] = bool(row["path"]) and (out_root / Path(row["path"]).name / spec.checkpoint).is_file()
+            row["completed"] = bool(row["path"]) and (out_root / Path(row["path"]).name / method.checkpoint).is_file()
         scored = [r for r in rows if r[metric] is not None and r["completed"]]
         if not scored:
             first = next((res.error for res in results if res.error), None)
@@ -196,42 +154,23 @@ def tune_pipeline(ctx: Context, spec_name: str, *, space_file: Path | None = Non
                                  f"first trial error: {str(first).splitlines()[-1][:300] if first else 'none'}")
         best = scored[0]
         tracking.log_metrics({f"best_{metric}": best[metric], "trials": len(rows), "trials_failed": len(errors)})
-        mlflow.log_dict(rows, "trials.json")
+        tracking.log_dict(rows, "trials.json")
         tracking.log_figure(parallel_coordinates_figure(scored, keys, metric), "figures/parallel_coordinates.png")
         best_dir = out_root / Path(best["path"]).name
         best_cfg = cfg.with_overrides({k: best["params"][k] for k in keys}, origin="tune best")
-        version = _register_best(spec, best_cfg, ctx, best_dir / spec.checkpoint,
+        version = _register_best(method, best_cfg, ctx, best_dir / method.checkpoint,
                                  {"campaign": name, "trial": best_dir.name, f"tune.{metric}": f"{best[metric]:.6f}"})
     return {"campaign": name, "storage": path, "metric": metric, "mode": mode, "trials": rows,
             "best": {"trial": best_dir.name, metric: best[metric], "params": best["params"]},
             "registered": version, "mlflow_parent_run_id": parent.info.run_id}
 
 
-def _close_stopped_child_runs(parent_run_id: str, ok_trials: set[str]) -> None:
-    """Trials that ASHA stopped were killed mid-run: mark their MLflow child runs KILLED. Their
-    runs are still RUNNING, or FAILED when the stop reached the trial as an exception first;
-    runs of trials that Tune reports as errors stay FAILED."""
-    import mlflow
+def _register_best(method: Method, cfg: Any, ctx: Context, checkpoint: Path, tags: dict) -> str | None:
+    """Register the best trial's checkpoint (alias candidate) under the method's registered name."""
+    import dataclasses
 
-    client = mlflow.MlflowClient()
-    parent = client.get_run(parent_run_id)
-    for run in client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'"):
-        trial = (run.info.run_name or "").removeprefix("trial-")
-        if run.info.status == "RUNNING" or (run.info.status == "FAILED" and trial in ok_trials):
-            client.set_terminated(run.info.run_id, status="KILLED")
+    from actionops.pipelines.spine import dataset_version
 
-
-def _register_best(spec: TuneSpec, cfg: Any, ctx: Context, checkpoint: Path, tags: dict) -> str | None:
-    """Register the best trial's checkpoint (alias candidate) with the pipeline's name."""
-    from actionops.platform import versioning
-
-    tags = {**tags, "dataset": str(ctx.dataset.resolve()), "dataset_version": versioning.dataset_version(ctx.dataset) or "unknown"}
-    if spec.pipeline == "classifier":
-        from actionops.pipelines.clip_classification.stages import register_classifier
-
-        version = register_classifier(checkpoint, cfg.classifier, tags)
-        return f"{cfg.classifier.registered_name} v{version}"
-    from actionops.pipelines.individual_clustering.stages import register_clustering
-
-    version = register_clustering(ctx, cfg, checkpoint, tags)
-    return f"{cfg.clustering.model_name} v{version}"
+    tags = {**tags, "dataset": str(ctx.dataset.resolve()), "dataset_version": dataset_version(ctx) or "unknown"}
+    version = method.register(dataclasses.replace(ctx, cfg=cfg), checkpoint, tags)
+    return f"{method.registered_model(cfg)} v{version}"

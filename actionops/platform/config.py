@@ -50,15 +50,6 @@ class RayConfig:
     ship_code: bool = True  # send the actionops package to a remote cluster's workers
 
 
-@config_section("tracking")
-@dataclass(frozen=True)
-class TrackingConfig:
-    """MLflow. The store is MLFLOW_TRACKING_URI, else sqlite under `mlruns/` (see tracking.py)."""
-
-    experiment: str = "actionops"
-    model_format: Literal["pt2", "pickle"] = "pt2"
-
-
 @config_section("synth")
 @dataclass(frozen=True)
 class SynthConfig:
@@ -200,24 +191,16 @@ def build_config(data: Mapping[str, Any], *, source: str = "<dict>") -> Config:
     return Config(sections=sections, source=source)
 
 
-def _default_space() -> dict[str, dict[str, str]]:
-    return {
-        "classifier": {"classifier.lr": "loguniform(1e-4, 3e-3)", "classifier.weight_decay": "loguniform(1e-5, 1e-3)",
-                       "classifier.label_smoothing": "choice([0.0, 0.05, 0.1])",
-                       "classifier.clip_input": "choice([\"rgb\", \"rgb_diff\"])"},
-        "clustering": {"optim.lr_cm": "loguniform(1e-4, 1e-2)", "optim.lr_ae_frame": "loguniform(1e-5, 1e-3)"},
-    }
-
-
 @config_section("tune")
 @dataclass(frozen=True)
 class TuneConfig:
-    """Ray Tune campaigns (`actionops tune PIPELINE DATASET`): one Tuner whose trials run the
-    pipeline's training through the shared Ray Train runner."""
+    """Ray Tune campaigns (`actionops tune METHOD DATASET`): one Tuner whose trials run the
+    method's training stage through the shared Ray Train runner. Defaults of metric, mode and
+    search space come from the method (its `TuneDefaults`)."""
 
     samples: int = 4
     scheduler: Literal["asha", "fifo"] = "asha"
-    metric: str | None = None  # default per pipeline: val_macro_f1 (classifier), loss (clustering)
+    metric: str | None = None  # default: the method's (`actionops pipeline list` shows it)
     mode: Literal["max", "min"] | None = None
     max_concurrent: int = 2
     cpus_per_trial: float | None = None  # default: leave one CPU for Ray Data, share the rest
@@ -225,7 +208,7 @@ class TuneConfig:
     grace_period: int = 1  # ASHA: epochs before a trial can be stopped
     reduction_factor: float = 2.0
     storage_path: str | None = None  # default <train storage>/tune
-    space: dict[str, dict[str, str]] = field(default_factory=_default_space)  # per pipeline: dotted key -> distribution
+    space: dict[str, dict[str, str]] = field(default_factory=dict)  # per method id: dotted key -> distribution
 
 
 # ----------------------------------------------------------------------------- validation

@@ -11,7 +11,6 @@ import math
 import os
 import time
 import warnings
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,12 +27,15 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-def _from_items(items: list[dict], max_blocks: int = 400, ordered: bool = False):
+def _from_items(items: list[dict], max_blocks: int = 400, ordered: bool = False, rows_per_block: int = 1):
     """A Dataset over `items`; `ordered` keeps rows in input order through every later operator
-    (datasets that feed models: the same data gives the same batches, hence the same model)."""
+    (datasets that feed models: the same data gives the same batches, hence the same model).
+    `rows_per_block` > 1 for light items (a clip to decode): a task per row costs Ray Data more
+    than the work (80 tiny clips: 5-7 s an epoch with one row per block, 0.9 s with 10)."""
     import ray
 
-    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), max_blocks)))
+    blocks = -(-len(items) // max(1, rows_per_block))
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(blocks, max_blocks)))
     if ordered:
         ds.context.execution_options.preserve_order = True  # copied into every derived dataset
     return ds
@@ -344,97 +346,6 @@ def decode_clip(path: str, indices: np.ndarray, size: tuple[int, int]) -> np.nda
     return np.stack([got.get(int(i), last) for i in indices])
 
 
-def clip_dataset(
-    rows: Sequence[dict],
-    *,
-    num_frames: int = 16,
-    size: tuple[int, int] = (112, 112),
-    sampling: str = "uniform",
-    clips_per_video: int = 1,
-    label_names: Sequence[str] | None = None,
-    seed: int = 0,
-):
-    """A Ray Dataset of clips: {"clip": (T, 3, H, W) float32 normalised, "label": int (-1 when
-    unlabelled), "video_id", "padded": bool}. `size` is (W, H). Feed it to Ray Train with
-    `datasets={"train": ds}` and read it with `ray.train.get_dataset_shard("train")`."""
-    labels = list(label_names) if label_names is not None else sorted({r["label"] for r in rows if r.get("label")})
-    items = [{"video_id": r["video_id"], "path": r["path"], "frames": int(r["frames"]),
-              "label": labels.index(r["label"]) if r.get("label") in labels else -1, "k": k}
-             for r in rows for k in range(clips_per_video)]
-
-    def make_clip(item: dict) -> dict:
-        rng = np.random.default_rng([seed, item["k"], zlib.crc32(item["video_id"].encode())])
-        indices = sample_indices(item["frames"], num_frames, sampling, rng)
-        frames = decode_clip(item["path"], indices, size)
-        return {"clip": normalize_frames(frames), "label": item["label"], "video_id": item["video_id"],
-                "padded": item["frames"] < num_frames}
-
-    return _from_items(items, ordered=True).map(make_clip)
-
-
-def person_window_dataset(
-    rows: Sequence[dict],
-    *,
-    window: int = 20,
-    stride: int | None = None,
-    size: tuple[int, int] | None = None,
-    with_frames: bool = True,
-    with_flow: bool = False,
-    normalize: str = "imagenet",
-    flow_clip: float = 10.0,
-):
-    """A Ray Dataset with one row per (video, window) of the operating-room layout.
-
-    Row: video_id, start (0-based first frame), ids [P] and labels [P] (majority annotation label,
-    "" when the video has none), boxes (P, 4) float32 in video pixels (each person's median box
-    over the window), scale (sx, sy) from video pixels to the output frame size; with
-    `with_frames` the frames (T, 3, H, W) float32 (`normalize`: "imagenet" mean/std, or
-    "symmetric" to [-1, 1]); with `with_flow` the flow (T, 2, H, W) float32 from `flow_path`,
-    resized (vectors scaled with the frame) and divided by `flow_clip` pixels, clipped to [-1, 1].
-    `size` is (W, H), default the video's. Each video is decoded once, front to back; windows
-    with nobody in them are skipped.
-    """
-    stride = stride or window
-    for r in rows:
-        if not r.get("pose_path"):
-            raise DataError(f"{r['video_id']} has no pose.json", "person windows need the operating-room layout")
-        if with_flow and not Path(r["flow_path"]).is_file():
-            raise DataError(f"missing optical flow {r['flow_path']}", "run `actionops flow compute` on the dataset first")
-    items = [{"video_id": r["video_id"], "path": r["path"], "pose_path": r["pose_path"], "flow_path": r["flow_path"],
-              "annotation_path": r.get("annotation_path") or "", "frames": int(r["frames"]),
-              "width": int(r["width"]), "height": int(r["height"])} for r in rows]
-
-    def make_windows(item: dict):
-        from actionops.platform.video import decode_range
-
-        tracks = PersonTracks(item["pose_path"], item["annotation_path"] or None, item["width"], item["height"])
-        out_w, out_h = size or (item["width"], item["height"])
-        scale = np.array([out_w / item["width"], out_h / item["height"]], np.float32)
-        starts = list(range(0, max(1, item["frames"] - window + 1), stride))
-        frames = decode_range(item["path"], 0, starts[-1] + window, size=(out_w, out_h)) if with_frames else None
-        flow = np.load(item["flow_path"], mmap_mode="r") if with_flow else None
-        buffer: list[np.ndarray] = []
-        first = 0  # index of buffer[0]
-        for start in starts:
-            people = tracks.window(start, window)
-            if with_frames:
-                while first + len(buffer) < start + window:
-                    buffer.append(next(frames)[1])
-                buffer, first = buffer[start - first:], start
-            if not people["ids"]:
-                continue
-            row = {"video_id": item["video_id"], "start": start, "ids": people["ids"],
-                   "labels": people["labels"], "boxes": np.asarray(people["boxes"], np.float32), "scale": scale}
-            if with_frames:
-                clip = np.stack(buffer[:window])
-                row["frames"] = normalize_frames(clip) if normalize == "imagenet" else symmetric_frames(clip)
-            if with_flow:
-                row["flow"] = resize_flow(np.asarray(flow[start:start + window], np.float32), (out_w, out_h), flow_clip)
-            yield row
-
-    return _from_items(items, ordered=True).flat_map(make_windows)
-
-
 def symmetric_frames(frames: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 in [-1, 1] (for Tanh decoders)."""
     return np.ascontiguousarray((frames.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2))
@@ -450,31 +361,3 @@ def resize_flow(flow: np.ndarray, size: tuple[int, int], clip: float) -> np.ndar
         flow = np.stack([cv2.resize(f, (out_w, out_h), interpolation=cv2.INTER_AREA) for f in flow])
         flow = flow * np.array([out_w / w, out_h / h], np.float32)
     return np.ascontiguousarray(np.clip(flow / clip, -1.0, 1.0).transpose(0, 3, 1, 2).astype(np.float32))
-
-
-class PersonTracks:
-    """A video's person boxes and (optional) labels, loaded once, queried per window."""
-
-    def __init__(self, pose_path: str, annotation_path: str | None, width: int, height: int) -> None:
-        self.by_frame: dict[int, list[dict]] = {}
-        for rec in load_pose(pose_path, width=width, height=height):
-            self.by_frame.setdefault(rec["frame"], []).append(rec)
-        self.labels: dict[tuple[int, int], str] = {}
-        if annotation_path:
-            for rec in json.loads(Path(annotation_path).read_text()):
-                self.labels[(int(rec["frame"]) - 1, int(rec["id"]))] = str(rec["label"])
-
-    def window(self, start: int, length: int) -> dict[str, list]:
-        """Per person seen in frames [start, start+length): id, median box, majority label."""
-        by_id: dict[int, list[dict]] = {}
-        for frame in range(start, start + length):
-            for rec in self.by_frame.get(frame, ()):
-                by_id.setdefault(rec["id"], []).append(rec)
-        ids, boxes, majority = [], [], []
-        for pid in sorted(by_id):
-            recs = by_id[pid]
-            ids.append(pid)
-            boxes.append(np.median(np.asarray([r["bbox"] for r in recs]), axis=0).tolist())
-            votes = [self.labels[(r["frame"], pid)] for r in recs if (r["frame"], pid) in self.labels]
-            majority.append(max(sorted(set(votes)), key=votes.count) if votes else "")
-        return {"ids": ids, "boxes": boxes, "labels": majority}

@@ -15,8 +15,7 @@ import time
 from typing import Any
 
 from actionops.errors import ActionopsError
-
-CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
+from actionops.platform.tracking import CANDIDATE, CHAMPION, PREVIOUS
 # metrics where lower is better; everything else is "higher is better"
 LOWER_IS_BETTER = ("loss", "latency", "error", "mse", "ms")
 

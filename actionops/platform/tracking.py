@@ -19,7 +19,7 @@ from typing import Any
 
 from actionops.errors import ActionopsError
 
-CANDIDATE, CHAMPION = "candidate", "champion"
+CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
 _REQUIREMENTS = None
 
 
@@ -102,7 +102,8 @@ def start_run(
 
     `params` is a flat dict (`Config.flat()`); `config_yaml`, when given, is logged as the
     `config.yaml` artifact. A child run of a campaign passes `parent_run_id`; `run_id` reopens
-    an existing run (a resumed campaign) without logging its params again.
+    an existing run (a resumed campaign or training) without logging its params again; when the
+    store does not hold it, a new run starts.
     """
     import mlflow
 
@@ -116,7 +117,7 @@ def start_run(
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     all_tags.update(tags or {})
-    if run_id:
+    if run_id and _run_exists(run_id):
         with mlflow.start_run(run_id=run_id) as run:
             yield run
         return
@@ -130,9 +131,27 @@ def start_run(
         yield run
 
 
+def _run_exists(run_id: str) -> bool:
+    """Whether the store holds `run_id` (a resumed run whose store was moved starts a new one)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+        return True
+    except MlflowException:
+        return False
+
+
 def log_dataset_input(dataset: str | Path, version: str | None, *, context: str = "training") -> None:
     """Record the dataset a run used as an MLflow input (`mlflow.log_input`): its folder as the
-    source and its DVC hash as the digest ("untracked" when DVC does not track it)."""
+    source and its DVC hash as the digest ("untracked" when DVC does not track it).
+
+    Idempotent under concurrency: runs that log the same dataset at the same moment race to
+    create its row in the store (SQLite: `UNIQUE constraint failed: datasets...`); the loser
+    retries and finds the row the winner wrote."""
+    import time
+
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
@@ -141,9 +160,89 @@ def log_dataset_input(dataset: str | Path, version: str | None, *, context: str 
         warnings.simplefilter("ignore")
         source = resolve_dataset_source(Path(dataset).resolve().as_uri())
     digest = (version or "untracked")[:36]  # MLflow caps digests at 36 characters
-    mlflow.log_input(MetaDataset(source, name=Path(dataset).resolve().name, digest=digest), context=context)
+    for attempt in range(5):
+        try:
+            mlflow.log_input(MetaDataset(source, name=Path(dataset).resolve().name, digest=digest), context=context)
+            break
+        except Exception as exc:  # MlflowException wrapping sqlalchemy's IntegrityError
+            if "UNIQUE constraint" not in str(exc) and "IntegrityError" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
     if version:
         mlflow.set_tag("actionops.dataset_version", version)
+
+
+def log_dict(data: Any, artifact_file: str) -> None:
+    """A dict/list as a JSON (or YAML by suffix) artifact of the active run."""
+    import mlflow
+
+    mlflow.log_dict(data, artifact_file)
+
+
+def log_artifact(path: str | Path, folder: str | None = None) -> None:
+    """A local file as an artifact of the active run."""
+    import mlflow
+
+    mlflow.log_artifact(str(path), folder)
+
+
+class EpochLogger:
+    """Per-epoch metrics of one run, written from a training worker (rank 0) with a client of its
+    own. Steps are epochs done (1-based). A resumed run continues the same MLflow run: steps
+    already in the store are not written again and steps of the checkpoint's history that never
+    reached the store (a process killed between checkpoint and log) are written, so the run
+    holds one continuous series."""
+
+    def __init__(self, run_id: str, uri: str) -> None:
+        import mlflow
+
+        _quiet_mlflow()
+        self.run_id = run_id
+        self.client = mlflow.MlflowClient(uri)
+        self._logged: set[int] | None = None
+
+    def _steps(self, key: str) -> set[int]:
+        if self._logged is None:
+            self._logged = {int(m.step) for m in self.client.get_metric_history(self.run_id, key)}
+        return self._logged
+
+    def log(self, history: list[Mapping[str, float]]) -> None:
+        """Write every row of `history` (dicts with `epoch`) whose step is not in the store yet."""
+        import time
+
+        from mlflow.entities import Metric
+
+        if not history:
+            return
+        first = next((k for k in history[-1] if k != "epoch"), None)
+        if first is None:
+            return
+        done = self._steps(first)
+        stamp = int(time.time() * 1000)
+        batch = []
+        for row in history:
+            step = int(row["epoch"])
+            if step in done:
+                continue
+            batch += [Metric(k, float(v), stamp, step) for k, v in row.items() if k != "epoch"]
+            done.add(step)
+        for start in range(0, len(batch), 900):
+            self.client.log_batch(self.run_id, metrics=batch[start:start + 900])
+
+
+def close_child_runs(parent_run_id: str, ok_names: set[str], prefix: str = "trial-") -> None:
+    """Mark child runs of `parent_run_id` that were killed mid-run as KILLED: those still RUNNING,
+    and FAILED ones whose name (minus `prefix`) is in `ok_names` (the stop reached them as an
+    exception first, though the campaign counts them as done)."""
+    import mlflow
+
+    configure()
+    client = mlflow.MlflowClient()
+    parent = client.get_run(parent_run_id)
+    for run in client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'"):
+        name = (run.info.run_name or "").removeprefix(prefix)
+        if run.info.status == "RUNNING" or (run.info.status == "FAILED" and name in ok_names):
+            client.set_terminated(run.info.run_id, status="KILLED")
 
 
 def log_params(params: Mapping[str, Any]) -> None:
@@ -180,51 +279,6 @@ def _pip_requirements() -> list[str]:
 
         _REQUIREMENTS = [f"{pkg}=={version(pkg)}" for pkg in ("torch", "numpy", "mlflow")]
     return _REQUIREMENTS
-
-
-def log_torch_model(
-    model: Any,
-    input_example: Any,
-    *,
-    name: str = "model",
-    model_format: str = "pt2",
-    registered_name: str | None = None,
-    alias: str | None = CANDIDATE,
-    version_tags: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Log a PyTorch model with a signature inferred from a numpy `input_example`.
-
-    `model_format` "pt2" (torch.export, MLflow 3's default) needs a batch >= 2 example so the
-    batch dimension stays dynamic; "pickle" pickles the module. With `registered_name` the model
-    is registered and `alias` set on the new version. Returns uri, model_id, version.
-    """
-    import mlflow
-    import numpy as np
-    import torch
-    from mlflow.models import infer_signature
-
-    example = np.asarray(input_example)
-    if model_format == "pt2" and example.shape[0] < 2:
-        example = np.concatenate([example, example], axis=0)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        output = model(torch.from_numpy(example)).detach().cpu().numpy()
-    model.train(was_training)
-    info = mlflow.pytorch.log_model(
-        model,
-        name=name,
-        input_example=example,
-        signature=infer_signature(example, output),
-        pip_requirements=_pip_requirements(),
-        serialization_format=model_format,
-    )
-    result: dict[str, Any] = {"uri": info.model_uri, "model_id": info.model_id, "version": None}
-    if registered_name:
-        result["version"] = register_model(
-            info.model_uri, registered_name, alias=alias, tags=version_tags
-        )
-    return result
 
 
 def register_model(
@@ -354,63 +408,31 @@ def _quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-class CheckpointModel:
-    """MLflow pyfunc model around an actionops checkpoint (a dict: model_name, model_args,
-    state dict). Loading rebuilds the module through the model registry — nothing is unpickled
-    but tensors — and `predict` calls the module's `infer(dict of tensors)`."""
-
-    def load_context(self, context: Any) -> None:
-        import torch
-
-        from actionops.models import create_model
-
-        state = torch.load(context.artifacts["checkpoint"], map_location="cpu", weights_only=True)
-        self.model = create_model(state["model_name"], **state["model_args"])
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
-
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would probe them
-        import numpy as np
-        import torch
-
-        with torch.no_grad():
-            inputs = {k: torch.as_tensor(np.asarray(v)) for k, v in dict(model_input).items()}
-            return self.model.infer(inputs).numpy()
-
-
-def log_checkpoint_model(
-    checkpoint: str | Path,
+def log_python_model(
+    python_model: Any,
+    artifacts: Mapping[str, str],
     input_example: Mapping[str, Any],
+    output_example: Any,
     *,
     name: str = "model",
     registered_name: str | None = None,
     alias: str | None = CANDIDATE,
     version_tags: Mapping[str, str] | None = None,
+    code_paths: list[str] | None = None,
 ) -> str | None:
-    """Log a checkpoint as an MLflow pyfunc model (signature from a dict of numpy arrays and
-    the module's `infer` output), optionally register it with `alias`; return the version."""
+    """Log a pyfunc model in the active run (signature from a dict of numpy inputs and their
+    outputs, computed by the caller), optionally register it with `alias`; return the version.
+    Tracking knows no model: the caller passes the `python_model` that rebuilds it."""
     import mlflow
-    import numpy as np
-    import torch
 
-    import actionops
-    from actionops.models import create_model
-
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    module = create_model(state["model_name"], **state["model_args"])
-    module.load_state_dict(state["model"])
-    module.eval()
-    with torch.no_grad():
-        output = module.infer({k: torch.as_tensor(np.asarray(v)) for k, v in input_example.items()}).numpy()
-    with warnings.catch_warnings():  # cloudpickle and type-hint notices about our own wrapper class
+    with warnings.catch_warnings():  # cloudpickle and type-hint notices about the wrapper class
         warnings.simplefilter("ignore")
-        python_model = type("ActionopsCheckpointModel", (CheckpointModel, mlflow.pyfunc.PythonModel), {})()
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=python_model,
-            artifacts={"checkpoint": str(checkpoint)},
-            signature=mlflow.models.infer_signature(dict(input_example), output),
-            code_paths=[str(Path(actionops.__file__).parent)],
+            artifacts=dict(artifacts),
+            signature=mlflow.models.infer_signature(dict(input_example), output_example),
+            code_paths=code_paths,
             pip_requirements=_pip_requirements(),
         )
     if registered_name is None:
@@ -419,7 +441,7 @@ def log_checkpoint_model(
 
 
 def load_checkpoint_state(model_uri: str) -> dict[str, Any]:
-    """The checkpoint dict behind a model logged by `log_checkpoint_model` (e.g. models:/NAME@champion)."""
+    """The checkpoint dict behind a model logged by `log_python_model` with a `checkpoint` artifact (e.g. models:/NAME@champion)."""
     import mlflow
     import torch
     from mlflow.exceptions import MlflowException
@@ -431,5 +453,5 @@ def load_checkpoint_state(model_uri: str) -> dict[str, Any]:
         raise _cannot_load(model_uri, exc) from None
     found = sorted(local.glob("artifacts/*.pt"))
     if not found:
-        raise ActionopsError(f"{model_uri} holds no actionops checkpoint", "log it with log_checkpoint_model")
+        raise ActionopsError(f"{model_uri} holds no actionops checkpoint", "register checkpoints with a training stage")
     return torch.load(found[0], map_location="cpu", weights_only=True)

@@ -42,8 +42,25 @@ def storage_root(storage_path: str | None) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def _pointer(root: str, name: str) -> Path | None:
-    return None if "://" in root else Path(root) / f".{name}.latest"
+def _pointer(root: str, name: str, kind: str = "latest") -> Path | None:
+    return None if "://" in root else Path(root) / f".{name}.{kind}"
+
+
+def safe_name(name: str) -> str:
+    """`name` as a Ray Train run-name prefix (letters, digits, `_.-`)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+
+
+def previous_mlflow_run(name: str, train_cfg: Any, resume: bool | str) -> str | None:
+    """The MLflow run of the last run of `name` when it is to be resumed (`--resume`, or "auto"
+    with a run to resume), so the resumed run continues that MLflow run; else None."""
+    if not resume:
+        return None
+    storage = storage_root(train_cfg.storage_path)
+    latest, mlflow_pointer = _pointer(storage, safe_name(name)), _pointer(storage, safe_name(name), "mlflow")
+    if latest is None or not latest.is_file() or not mlflow_pointer.is_file():
+        return None
+    return mlflow_pointer.read_text().strip() or None
 
 
 def resolve_run_name(name: str, storage: str, resume: bool) -> str:
@@ -124,18 +141,21 @@ def run_training(
 
     from actionops.platform import tracking
 
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+    safe = safe_name(name)
     storage = storage_root(train_cfg.storage_path)
     if resume == "auto":
         pointer = _pointer(storage, safe)
         resume = pointer is not None and pointer.is_file()
     run_name = resolve_run_name(safe, storage, bool(resume))
+    mlflow_pointer = _pointer(storage, safe, "mlflow")
+    if mlflow_pointer is not None and mlflow_run_id:  # a later --resume continues this MLflow run
+        mlflow_pointer.write_text(mlflow_run_id)
     use_gpu = resolve_use_gpu(train_cfg.use_gpu)
     cpus = worker_cpus(train_cfg, datasets or {}, use_gpu, streams_data)
     gpus = float(getattr(train_cfg, "gpus_per_worker", 1.0) or 1.0)
     config = {**loop_config, "_runner": {
         "mlflow_run_id": mlflow_run_id, "tracking_uri": tracking.tracking_uri() if mlflow_run_id else None,
-        "amp": bool(train_cfg.amp), "fault_at_epoch": train_cfg.fault_at_epoch,
+        "amp": bool(train_cfg.amp), "fault_at_epoch": train_cfg.fault_at_epoch, "seed": int(train_cfg.seed),
         "torch_threads": train_cfg.torch_threads or max(1, (os.cpu_count() or 1) // train_cfg.num_workers),
         "fault_marker": str(Path(storage) / run_name / ".fault-injected") if "://" not in storage else None,
     }}
@@ -208,6 +228,11 @@ def _load_state(folder: Path) -> dict[str, Any]:
     return torch.load(folder / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
 
+def unwrap(model: Any) -> Any:
+    """The module inside a DDP wrapper (the model itself when not wrapped)."""
+    return model.module if hasattr(model, "module") else model
+
+
 def load_checkpoint() -> dict[str, Any] | None:
     """Inside a training loop: the latest checkpoint's state dict (resume/recovery), or None."""
     import ray.train
@@ -234,14 +259,24 @@ class WorkerContext:
         self.use_amp = bool(runner.get("amp")) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self._runner = runner
+        self.seed = int(runner.get("seed") or 0)
         self._history: list[dict[str, float]] | None = None  # every epoch's metrics, kept in the checkpoint
-        self._client = None
+        self._logger = None
         if self.rank == 0 and runner.get("mlflow_run_id"):
-            import mlflow
+            from actionops.platform.tracking import EpochLogger
 
-            self._client = mlflow.MlflowClient(runner["tracking_uri"])
+            self._logger = EpochLogger(runner["mlflow_run_id"], runner["tracking_uri"])
         if runner.get("torch_threads"):  # Ray sets OMP_NUM_THREADS=1 per 1-CPU worker
             torch.set_num_threads(int(runner["torch_threads"]))
+
+    def epochs(self, start: int, total: int):
+        """Epoch numbers `start..total-1` (0-based); torch's RNG is seeded per (seed, epoch) at the
+        top of each, so a resumed run draws what an uninterrupted one would (dropout, shuffles)."""
+        import torch
+
+        for epoch in range(start, total):
+            torch.manual_seed(self.seed * 100_003 + epoch)
+            yield epoch
 
     def prepare(self, model: Any) -> Any:
         """Move to the device and wrap in DDP when there are several workers."""
@@ -270,9 +305,11 @@ class WorkerContext:
         self.scaler.update()
 
     def end_epoch(self, epoch: int, metrics: dict[str, float], state: dict[str, Any]) -> None:
-        """Checkpoint `state` (rank 0), report `metrics` (all ranks), log them to MLflow (rank 0).
+        """Checkpoint `state` (rank 0), report `metrics` (all ranks), then log them to MLflow (rank 0).
 
-        `epoch` is 0-based; the reported metrics carry `epoch` = epoch + 1 (epochs done).
+        `epoch` is 0-based; the reported metrics carry `epoch` = epoch + 1 (epochs done). MLflow
+        comes after the checkpoint, so an epoch in the store always has its checkpoint; a resumed
+        run writes what its checkpoint's history has and the store lacks (`EpochLogger`).
         """
         import ray.train
         import torch
@@ -282,12 +319,6 @@ class WorkerContext:
             previous = load_checkpoint() if self.rank == 0 else None
             self._history = [h for h in (previous or {}).get("history", []) if h.get("epoch", 0) <= epoch]
         self._history.append({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
-        if self._client is not None:
-            stamp = int(time.time() * 1000)
-            from mlflow.entities import Metric
-
-            self._client.log_batch(self._runner["mlflow_run_id"], metrics=[
-                Metric(k, float(v), stamp, epoch + 1) for k, v in metrics.items() if k != "epoch"])
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = None
             if self.rank == 0:
@@ -295,6 +326,8 @@ class WorkerContext:
                            Path(folder) / CHECKPOINT_FILE)
                 checkpoint = ray.train.Checkpoint.from_directory(folder)
             ray.train.report(metrics, checkpoint=checkpoint)
+        if self._logger is not None:
+            self._logger.log(self._history)
         self._maybe_fail(epoch + 1)
 
     def _maybe_fail(self, epochs_done: int) -> None:

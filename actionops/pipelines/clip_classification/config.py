@@ -35,5 +35,5 @@ class ClassifierConfig:
     test_fraction: float = 0.2  # held out when the layout has no splits at all (class folders)
     window_frames: int = 64  # `predict classifier`: frames spanned by one window (0: whole video)
     window_stride: int = 32  # frames between window starts
-    registered_name: str = "clip-classifier"  # MLflow registered model
+    registered_model: str = "clip-classifier"  # MLflow registered model
     inference: str = "eager"  # evaluate/predict path: eager | channels_last | jit | compile (models/inference.py)

@@ -29,6 +29,7 @@ import numpy as np
 from actionops.errors import ConfigError, DataError
 
 CLIP_INPUTS = ("rgb", "rgb_diff")
+CLIPS_PER_BLOCK = 8  # clips decoded per Ray Data task (one task per clip costs more than the decode)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def epoch_dataset(spec: dict, epoch: int, rank: int = 0, world_size: int = 1):
         return draw_clip(spec, epoch, int(item["slot"]))
 
     # half a CPU per decode task: it still schedules when training workers hold most of a small node
-    return _from_items(slots, ordered=True).map(draw, num_cpus=0.5)
+    return _from_items(slots, ordered=True, rows_per_block=CLIPS_PER_BLOCK).map(draw, num_cpus=0.5)
 
 
 def eval_items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
@@ -263,15 +264,11 @@ def eval_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
     def make(item: dict) -> dict:
         return {"clip": make_clip(item), "label": item["label"], "video_id": item["video_id"], "k": item["k"]}
 
-    return _from_items(items, ordered=True).map(make)
+    return _from_items(items, ordered=True, rows_per_block=CLIPS_PER_BLOCK).map(make)
 
 
 def windows(num_video_frames: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """[start, end) frame spans of sliding windows covering the video; one span when the video
-    is not longer than `window` (window 0: the whole video)."""
-    if window <= 0 or num_video_frames <= window:
-        return [(0, num_video_frames)]
-    starts = list(range(0, num_video_frames - window + 1, max(1, stride)))
-    if starts[-1] + window < num_video_frames:
-        starts.append(num_video_frames - window)
-    return [(s, s + window) for s in starts]
+    """[start, end) frame spans of sliding windows covering the whole video (window 0: the whole video)."""
+    from actionops.platform.windows import window_spans
+
+    return window_spans(num_video_frames, window, stride, cover_end=True)

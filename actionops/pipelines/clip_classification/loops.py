@@ -27,10 +27,6 @@ def lr_factor(epoch: int, epochs: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / span))
 
 
-def _unwrap(model: Any) -> Any:
-    return model.module if hasattr(model, "module") else model
-
-
 def build_model(config: dict) -> Any:
     """The model of a loop config: registry builder, initial weights, frozen blocks."""
     import torch
@@ -41,8 +37,8 @@ def build_model(config: dict) -> Any:
     model = create_model(config["model_name"], **config["model_args"])
     if config.get("init_path"):
         model.load_state_dict(torch.load(config["init_path"], map_location="cpu", weights_only=True))
-    if config.get("freeze_until"):
-        freeze_until(model, config["freeze_until"])
+    if config["classifier"].freeze_until:
+        freeze_until(model, config["classifier"].freeze_until)
     return model
 
 
@@ -74,25 +70,20 @@ def is_better(score: float, loss: float, best_score: float, best_loss: float) ->
     return score > best_score or (score == best_score and loss < best_loss)
 
 
-def macro_f1(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
-    f1 = []
-    for k in range(num_classes):
-        tp = float(np.sum((pred == k) & (truth == k)))
-        fp, fn = float(np.sum((pred == k) & (truth != k))), float(np.sum((pred != k) & (truth == k)))
-        f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return float(np.mean(f1))
-
-
 def classifier_loop(config: dict) -> None:
+    """One worker's training: `config` holds the typed `classifier` section, the model's name and
+    arguments, the labels, the clip recipe (`train_draws`) and whether a val set exists."""
     import ray.train
     import torch
     import torch.nn.functional as F
 
+    from actionops.evaluation.metrics import macro_f1
     from actionops.pipelines.clip_classification.data import epoch_dataset
-    from actionops.platform.train import load_checkpoint, worker_context
+    from actionops.platform.train import load_checkpoint, unwrap, worker_context
 
+    c = config["classifier"]
     ctx = worker_context(config)
-    torch.manual_seed(config["seed"])
+    torch.manual_seed(ctx.seed)
     model = build_model(config)
     state = load_checkpoint()
     if state and state.get("stopped_early"):
@@ -101,7 +92,7 @@ def classifier_loop(config: dict) -> None:
         model.load_state_dict(state["model"])
     model = ctx.prepare(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config["lr"], weight_decay=config["weight_decay"])
+    optimizer = torch.optim.AdamW(trainable, lr=c.lr, weight_decay=c.weight_decay)
     if state:
         optimizer.load_state_dict(state["optimizer"])
     best = {"model": state["best_model"], "macro_f1": state["best_macro_f1"], "epoch": state["best_epoch"],
@@ -109,25 +100,25 @@ def classifier_loop(config: dict) -> None:
         else {"model": None, "macro_f1": -1.0, "epoch": 0, "loss": math.inf}
     bad_epochs = state["bad_epochs"] if state else 0
     start = state["epoch"] if state else 0
-    num_classes = config["model_args"]["num_classes"]
+    classes = range(config["model_args"]["num_classes"])
     draws = config.get("train_draws")  # the stage's clip recipe; else a "train" dataset (e.g. pre-decoded clips)
     train_shard = None if draws else ray.train.get_dataset_shard("train")
     val_data = ray.train.get_dataset_shard("val") if config["has_val"] else None
-    for epoch in range(start, config["epochs"]):
-        lr = config["lr"] * lr_factor(epoch, config["epochs"], config["warmup_epochs"])
+    for epoch in ctx.epochs(start, c.epochs):
+        lr = c.lr * lr_factor(epoch, c.epochs, c.warmup_epochs)
         for group in optimizer.param_groups:
             group["lr"] = lr
         total, correct, count, busy = 0.0, 0, 0, 0.0
         tick = time.perf_counter()
         source = epoch_dataset(draws, epoch, ctx.rank, ctx.world_size) if draws else train_shard
-        for batch in source.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
+        for batch in source.iter_batches(batch_size=c.batch_size, batch_format="numpy"):
             step_start = time.perf_counter()
             x = torch.from_numpy(np.asarray(batch["clip"])).to(ctx.device)
             y = torch.from_numpy(np.asarray(batch["label"])).long().to(ctx.device)
             with ctx.autocast():
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=config["label_smoothing"])
-            ctx.step(loss, optimizer, trainable, clip=config["clip_grad"])
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
+            ctx.step(loss, optimizer, trainable, clip=c.clip_grad)
             total += float(loss) * len(y)
             correct += int((logits.argmax(-1) == y).sum())
             count += len(y)
@@ -137,25 +128,25 @@ def classifier_loop(config: dict) -> None:
                    "train_clips_per_s": count / max(elapsed, 1e-9), "train_compute_s": busy, "train_epoch_s": elapsed}
         target = None
         if val_data is not None:
-            probs, labels, val_loss = scores(_unwrap(model), val_data.iter_batches(batch_size=config["batch_size"],
+            probs, labels, val_loss = scores(unwrap(model), val_data.iter_batches(batch_size=c.batch_size,
                                              batch_format="numpy"), ctx.device, ctx.autocast)
             pred = probs.argmax(-1)
-            target = macro_f1(labels, pred, num_classes)
+            target = macro_f1(labels, pred, classes)
             metrics.update(val_loss=val_loss, val_accuracy=float(np.mean(pred == labels)), val_macro_f1=target)
         else:
             target = metrics["train_accuracy"]
         loss = metrics.get("val_loss", metrics["train_loss"])
         if is_better(target, loss, best["macro_f1"], best["loss"]):
-            best = {"model": copy.deepcopy(_unwrap(model).state_dict()), "macro_f1": target, "epoch": epoch + 1,
+            best = {"model": copy.deepcopy(unwrap(model).state_dict()), "macro_f1": target, "epoch": epoch + 1,
                     "loss": loss}
             bad_epochs = 0
         else:
             bad_epochs += 1
         metrics.update(best_epoch=best["epoch"], best_val_macro_f1=best["macro_f1"])
-        stop = bool(config["early_stopping"]) and bad_epochs >= config["early_stopping"]
+        stop = bool(c.early_stopping) and bad_epochs >= c.early_stopping
         ctx.end_epoch(epoch, metrics, {
             "model_name": config["model_name"], "model_args": config["model_args"], "labels": config["labels"],
-            "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+            "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
             "best_model": best["model"], "best_macro_f1": best["macro_f1"], "best_epoch": best["epoch"],
             "best_loss": best["loss"],
             "bad_epochs": bad_epochs, "stopped_early": stop})

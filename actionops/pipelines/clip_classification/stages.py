@@ -1,13 +1,13 @@
-"""Stages of the clip-classification pipeline: train, evaluate, predict.
+"""Stages of the clip-classification method: train, evaluate, predict.
 
-Outputs go under `out` (default `outputs/clip_classification/<dataset name>/`):
+Outputs go under `out` (default `outputs/clip-classification/<dataset name>/`):
     init.pt                 initial weights when `classifier.weights` is set
     classifier.pt           best checkpoint by validation macro-F1 (dict rebuilt through the registry)
     metrics.json            evaluation: accuracy, macro-F1, per class, confusion matrix, params, latency
     confusion_matrix.json/.png
     predictions.json/.csv   `predict classifier`: per video label and per-window scores
 Every stage logs a run to the MLflow experiment `clip-classification`; training registers the
-best model as `classifier.registered_name` (default `clip-classifier`) with alias `candidate`.
+best model as `classifier.registered_model` (default `clip-classifier`) with alias `candidate`.
 """
 
 from __future__ import annotations
@@ -24,20 +24,15 @@ import numpy as np
 
 from actionops.errors import ActionopsError, DataError
 from actionops.pipelines.context import Context
-from actionops.pipelines.context import save_state as _save
-from actionops.pipelines.context import write_history
 
-EXPERIMENT = "clip-classification"
-
-
-def default_out(dataset: Path) -> Path:
-    return Path("outputs") / "clip_classification" / Path(dataset).resolve().name
+CHECKPOINT = "classifier.pt"
+NO_MODEL_HINT = "train one with `actionops train classifier DATASET` or pass --model models:/clip-classifier@champion"
 
 
-def _dataset_version(ctx: Context) -> str | None:
-    from actionops.platform import versioning
+def _method():
+    from actionops.pipelines.method import get_method
 
-    return versioning.dataset_version(ctx.dataset)
+    return get_method("clip-classification")
 
 
 def dataset_splits(ctx: Context):
@@ -58,6 +53,23 @@ def dataset_splits(ctx: Context):
     return splits
 
 
+def prepare_tune(ctx: Context) -> list[Path]:
+    """Before a campaign (driver side): index once, so parallel trials never all write the manifest."""
+    dataset_splits(ctx)
+    return []
+
+
+def predict_test(ctx: Context, model: str | None = None) -> dict:
+    """`predict_classifier` on the videos of the test split (what the method contract compares
+    across model sources); None: this dataset's classifier.pt."""
+    rows = dataset_splits(ctx).test
+    if not rows:
+        raise DataError(f"the test split of {ctx.dataset} is empty")
+    result = predict_classifier(ctx.cfg, [Path(r["path"]) for r in rows], ctx.out / "predictions",
+                                model or str(ctx.out / CHECKPOINT), ctx.console)
+    return {**result, "outputs": str(ctx.out / "predictions" / "predictions.csv")}
+
+
 def model_args(c: Any, num_classes: int) -> dict:
     return {"num_classes": num_classes, "num_frames": c.num_frames, "image_size": c.size}
 
@@ -72,17 +84,12 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
     `callbacks=[TuneReportCallback()]`, `run_name` (the trial: its Train run resumes by name)."""
     import torch
 
-    from actionops.evaluation.plots import loss_curves_figure
     from actionops.models import create_model
-    from actionops.models.classifiers import (
-        count_parameters,
-        freeze_until,
-        load_weights,
-    )
+    from actionops.models.checkpoint import save_checkpoint
+    from actionops.models.classifiers import count_parameters, freeze_until, load_weights
     from actionops.pipelines.clip_classification.data import draw_spec, eval_dataset
     from actionops.pipelines.clip_classification.loops import classifier_loop
-    from actionops.platform import tracking
-    from actionops.platform.train import last_metrics, run_training
+    from actionops.pipelines.spine import train_stage
 
     cfg, c = ctx.cfg, ctx.cfg.classifier
     splits = dataset_splits(ctx)
@@ -91,94 +98,83 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
     model = create_model(c.model, **args)  # fails here, on the driver, for an unknown name or bad size
     init_path = None
     if c.weights:
-        report = load_weights(model, c.weights)
+        report = load_weights(model, weights_state(c.weights), c.weights)
         ctx.say(f"weights: {report['loaded']} tensors from {c.weights}, {len(report['skipped'])} skipped (new head)")
-        init_path = ctx.out / "init.pt"
-        _save(init_path, model.state_dict())
+        init_path = save_checkpoint(ctx.out / "init.pt", model.state_dict())
     frozen = freeze_until(model, c.freeze_until) if c.freeze_until else 0
     params = count_parameters(model)
-    draws = draw_spec(splits.train, splits.labels, c, cfg.train.seed)  # the workers build each epoch's clips
     datasets = {}
     if splits.val:
         datasets["val"] = eval_dataset(splits.val, splits.labels, c).select_columns(["clip", "label"]).materialize()
     ctx.say(f"classifier {c.model} ({params / 1e6:.2f} M params, {frozen} tensors frozen): {len(splits.labels)} classes, "
             f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test videos")
-    loop_config = {"model_name": c.model, "model_args": args, "labels": splits.labels,
-                   "init_path": str(init_path.resolve()) if init_path else None, "freeze_until": c.freeze_until,
-                   "epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr, "weight_decay": c.weight_decay,
-                   "warmup_epochs": c.warmup_epochs, "label_smoothing": c.label_smoothing, "clip_grad": c.clip_grad,
-                   "early_stopping": c.early_stopping, "has_val": bool(splits.val), "seed": cfg.train.seed,
-                   "train_draws": draws}
-    version_tags = {"dataset": str(ctx.dataset.resolve()), "dataset_version": _dataset_version(ctx) or "unknown",
-                    "model": c.model, "labels": ",".join(splits.labels), "clip_input": c.clip_input}
-    train_name = run_name or f"classifier-{c.model}-{ctx.dataset.name}"
-    with tracking.start_run(EXPERIMENT, run_name=run_name or f"train-{c.model}", params=cfg.flat(), config_yaml=cfg.to_yaml(),
-                            tags={"actionops.stage": "train_classifier", "actionops.model": c.model},
-                            dataset_version=_dataset_version(ctx), parent_run_id=parent_run_id) as run:
-        tracking.log_params({"model_parameters": params, "num_classes": len(splits.labels)})
-        tracking.log_dataset_input(ctx.dataset, _dataset_version(ctx), context="training")
-        result = run_training(classifier_loop, loop_config, train_cfg=cfg.train, name=train_name,
-                              resume=ctx.resume, datasets=datasets, mlflow_run_id=run.info.run_id, datasets_to_split=[],
-                              callbacks=callbacks, streams_data=True)
-        state = result.checkpoint_state
+    loop_config = {"model_name": c.model, "model_args": args, "labels": splits.labels, "classifier": c,
+                   "init_path": str(init_path.resolve()) if init_path else None, "has_val": bool(splits.val),
+                   "train_draws": draw_spec(splits.train, splits.labels, c, cfg.train.seed)}
+
+    def keep(state: dict) -> dict:
         best = state["best_model"] if state.get("best_model") is not None else state["model"]
-        checkpoint = {"model_name": c.model, "model_args": args, "model": best, "labels": splits.labels,
-                      "clip_input": c.clip_input,
-                      "epoch": state["epoch"], "best_epoch": state["best_epoch"]}
-        _save(ctx.out / "classifier.pt", checkpoint)
-        history = result.history
-        write_history(ctx.out / "history_classifier.json", history)
-        curves = {k: [h[k] for h in history if k in h] for k in ("train_loss", "val_loss")}
-        tracking.log_figure(loss_curves_figure({k: v for k, v in curves.items() if v}, f"{c.model} loss"),
-                            "figures/loss_curves.png")
-        accuracy = {k: [h[k] for h in history if k in h] for k in ("train_accuracy", "val_accuracy", "val_macro_f1")}
-        tracking.log_figure(loss_curves_figure({k: v for k, v in accuracy.items() if v}, f"{c.model} accuracy / F1"),
-                            "figures/accuracy_curves.png")
-        tracking.log_metrics({"best_val_macro_f1": float(state["best_macro_f1"]), "best_epoch": float(state["best_epoch"])})
-        version = None
-        if register:
-            version = register_classifier(ctx.out / "classifier.pt", c, {**version_tags, "best_val_macro_f1": f"{state['best_macro_f1']:.4f}"})
-    throughput = [h["train_clips_per_s"] for h in history if "train_clips_per_s" in h]
-    return {"model": c.model, "parameters_m": round(params / 1e6, 3), "epochs": state["epoch"],
-            "stopped_early": bool(state.get("stopped_early")), "best_epoch": state["best_epoch"],
-            "best_val_macro_f1": float(state["best_macro_f1"]),
-            "train_clips_per_s": float(np.median(throughput)) if throughput else None,
-            "registered": f"{c.registered_name} v{version}" if version else None, "mlflow_run_id": run.info.run_id,
-            "last_epoch_metrics": last_metrics(history, state), "reported_epochs": result.reported}
+        return {"model_name": c.model, "model_args": args, "model": best, "labels": splits.labels,
+                "clip_input": c.clip_input, "epoch": state["epoch"], "best_epoch": state["best_epoch"],
+                "best_val_macro_f1": float(state["best_macro_f1"])}
+
+    def finish(result: Any, state: dict) -> dict:
+        # best_val_macro_f1 / best_epoch are already per-epoch series (their last point is the final value)
+        throughput = [h["train_clips_per_s"] for h in result.history if "train_clips_per_s" in h]
+        return {"model": c.model, "parameters_m": round(params / 1e6, 3), "stopped_early": bool(state.get("stopped_early")),
+                "best_epoch": state["best_epoch"], "best_val_macro_f1": float(state["best_macro_f1"]),
+                "train_clips_per_s": float(np.median(throughput)) if throughput else None}
+
+    def register_best(path: Path, tags: dict) -> str | None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return register_classifier(ctx, path, {**tags, "best_val_macro_f1": f"{state['best_val_macro_f1']:.4f}"})
+
+    return train_stage(
+        ctx, _method(), loop=classifier_loop, loop_config=loop_config, name=run_name or f"classifier-{c.model}-{ctx.dataset.name}",
+        run_name=run_name or f"train-{c.model}", checkpoint_file=CHECKPOINT, checkpoint=keep,
+        history_file="history_classifier.json",
+        curves={"loss_curves.png": (f"{c.model} loss", ("train_loss", "val_loss")),
+                "accuracy_curves.png": (f"{c.model} accuracy / F1", ("train_accuracy", "val_accuracy", "val_macro_f1"))},
+        tags={"actionops.stage": "train_classifier", "actionops.model": c.model},
+        params={"model_parameters": params, "num_classes": len(splits.labels)},
+        datasets=datasets, datasets_to_split=[], streams_data=True, finish=finish,
+        register=register_best if register else None,
+        version_tags={"model": c.model, "labels": ",".join(splits.labels), "clip_input": c.clip_input},
+        parent_run_id=parent_run_id, callbacks=callbacks)
 
 
-def register_classifier(checkpoint: Path, c: Any, version_tags: dict) -> str | None:
+def weights_state(source: str) -> dict:
+    """Initial weights from a local file (a state dict or an actionops checkpoint) or an MLflow model."""
+    from actionops.models.checkpoint import load_checkpoint
+    from actionops.models.classifiers import check_local_weights
+    from actionops.platform.tracking import load_checkpoint_state
+
+    check_local_weights(source)
+    if source.startswith(("models:/", "runs:/")):
+        return load_checkpoint_state(source)
+    return load_checkpoint(source, "pass a local .pt file (state dict or actionops checkpoint) or models:/NAME@ALIAS")
+
+
+def register_classifier(ctx: Context, checkpoint: Path, version_tags: dict) -> str | None:
     """Log a classifier checkpoint as an MLflow pyfunc model in the active run and register it
-    as `classifier.registered_name` with alias `candidate`; returns the version."""
-    from actionops.platform import tracking
+    as `classifier.registered_model` with alias `candidate`; returns the version."""
+    import torch
 
-    example = {"clip": np.zeros((2, c.num_frames, 3, c.size, c.size), np.float32)}
-    return tracking.log_checkpoint_model(checkpoint, example, registered_name=c.registered_name, version_tags=version_tags)
+    from actionops.pipelines.spine import register_checkpoint
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    args = state["model_args"]
+    example = {"clip": np.zeros((2, args["num_frames"], 3, args["image_size"], args["image_size"]), np.float32)}
+    return register_checkpoint(checkpoint, example, ctx.cfg.classifier.registered_model, version_tags)
 
 
 # ----------------------------------------------------------------------------- loading, scoring
 def load_classifier_state(ctx_out: Path, model: str | None) -> tuple[dict, str]:
     """The checkpoint dict of `model` (models:/NAME@ALIAS, models:/NAME/V, runs:/..., a .pt file;
     None: this dataset's classifier.pt) and a printable source."""
-    import torch
+    from actionops.pipelines.spine import load_model_state
 
-    from actionops.platform.tracking import load_checkpoint_state
-
-    if model and model.startswith(("models:/", "runs:/")):
-        return load_checkpoint_state(model), model
-    path = Path(model) if model else ctx_out / "classifier.pt"
-    if not path.is_file():
-        raise ActionopsError(f"no classifier at {path}",
-                             "train one with `actionops train classifier DATASET` or pass --model models:/clip-classifier@champion")
-    return torch.load(path, map_location="cpu", weights_only=True), str(path)
-
-
-def build_classifier(state: dict) -> Any:
-    from actionops.models import create_model
-
-    model = create_model(state["model_name"], **state["model_args"])
-    model.load_state_dict(state["model"])
-    return model.eval()
+    return load_model_state(model, Path(ctx_out) / CHECKPOINT, NO_MODEL_HINT)
 
 
 class ClipScorer:
@@ -191,13 +187,14 @@ class ClipScorer:
         import ray
         import torch
 
+        from actionops.models.checkpoint import build_from_checkpoint
         from actionops.models.inference import optimized
 
         if isinstance(state, ray.ObjectRef):
             state = ray.get(state)
         if threads:
             torch.set_num_threads(threads)
-        self.model = build_classifier(state)
+        self.model = build_from_checkpoint(state)
         args = state["model_args"]
         example = torch.zeros(1, args["num_frames"], 3, args["image_size"], args["image_size"])
         self.forward = optimized(self.model, example, inference)
@@ -236,7 +233,7 @@ def score_items(items: list[dict], make_clip: Any, state: dict, batch_size: int,
     threads = max(1, (os.cpu_count() or 1) // actors)
     with warnings.catch_warnings():  # max_restarts travels as a "ray_remote_args" (deprecation notice)
         warnings.simplefilter("ignore")
-        scored = _from_items(items).map_batches(
+        scored = _from_items(items, rows_per_block=max(1, batch_size // 2)).map_batches(
             ClipScorer, fn_constructor_kwargs={"state": ray.put(state), "make_clip": make_clip, "threads": threads,
                                              "inference": inference},
             batch_size=batch_size, concurrency=actors, batch_format="numpy",
@@ -282,9 +279,10 @@ def evaluate_classifier(ctx: Context, model: str | None = None, split: str = "te
     When `model` is a registry URI, the version gets `eval.*` tags (what `registry promote` compares)."""
     from actionops.evaluation.metrics import classification_report
     from actionops.evaluation.plots import confusion_matrix_figure
+    from actionops.models.checkpoint import build_from_checkpoint
     from actionops.models.classifiers import count_parameters
     from actionops.pipelines.clip_classification.data import eval_clip_maker, eval_items
-    from actionops.platform import tracking
+    from actionops.pipelines.spine import dataset_version, evaluate_stage
 
     c = ctx.cfg.classifier
     state, source = load_classifier_state(ctx.out, model)
@@ -314,51 +312,35 @@ def evaluate_classifier(ctx: Context, model: str | None = None, split: str = "te
     pred = [labels[i] for i in mean_probs.argmax(1)]
     truth = [labels[truth_of[v]] for v in videos]
     report = classification_report(truth, pred, labels=labels)
-    module = build_classifier(state)
+    module = build_from_checkpoint(state)
+    version = dataset_version(ctx)
     metrics = {"split": split, "model": state["model_name"], "source": source, "videos": len(videos),
                "clips": len(scored), "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
-               "per_class": report["per_class"], "labels": labels, "confusion_matrix": report["confusion_matrix"],
-               "parameters_m": round(count_parameters(module) / 1e6, 3), "dataset_version": _dataset_version(ctx)}
+               "chance": chance_accuracy(truth), "per_class": report["per_class"], "labels": labels,
+               "confusion_matrix": report["confusion_matrix"],
+               "parameters_m": round(count_parameters(module) / 1e6, 3), "dataset_version": version}
     if latency:
         metrics["latency"] = measure_latency(module, args["num_frames"], args["image_size"], inference=c.inference)
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    (ctx.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (ctx.out / "confusion_matrix.json").write_text(json.dumps(
-        {"labels": labels, "matrix": report["confusion_matrix"], "rows": "true", "cols": "predicted"}, indent=2))
-    (ctx.out / "predictions_eval.csv").write_text(
-        "video_id,truth,prediction,score\n" + "".join(
-            f"{v},{t},{p},{float(mp.max()):.4f}\n" for v, t, p, mp in zip(videos, truth, pred, mean_probs)))
-    figure = confusion_matrix_figure(report["confusion_matrix"], labels, labels, f"{split}: true x predicted", "predicted")
-    figure.savefig(ctx.out / "confusion_matrix.png", dpi=100, bbox_inches="tight")
     headline = {f"{split}_accuracy": report["accuracy"], f"{split}_macro_f1": report["macro_f1"]}
     if latency:
         headline.update({"latency_batch1_ms": metrics["latency"]["batch1_ms_per_clip"],
-                         "latency_best_ms": metrics["latency"]["best_ms_per_clip"]})
-    with tracking.start_run(EXPERIMENT, run_name=f"evaluate-{split}", params=ctx.cfg.flat(),
-                            tags={"actionops.stage": f"evaluate_{split}", "actionops.model_source": source},
-                            dataset_version=_dataset_version(ctx)):
-        tracking.log_metrics(headline)
-        tracking.log_params({"model_parameters_m": metrics["parameters_m"]})
-        tracking.log_figure(figure, "figures/confusion_matrix.png")
-        import mlflow
-
-        mlflow.log_dict(metrics, "metrics.json")
-    if source.startswith("models:/"):
-        tag_evaluation(source, split, metrics, _dataset_version(ctx) or str(ctx.dataset.resolve()))
-    return metrics
+                         "latency_best_ms": metrics["latency"]["best_ms_per_clip"],
+                         "model_parameters_m": metrics["parameters_m"]})
+    figure = confusion_matrix_figure(report["confusion_matrix"], labels, labels, f"{split}: true x predicted", "predicted")
+    files = {"confusion_matrix.json": json.dumps({"labels": labels, "matrix": report["confusion_matrix"], "rows": "true",
+                                                  "cols": "predicted"}, indent=2),
+             "predictions_eval.csv": "video_id,truth,prediction,score\n" + "".join(
+                 f"{v},{t},{p},{float(mp.max()):.4f}\n" for v, t, p, mp in zip(videos, truth, pred, mean_probs))}
+    return evaluate_stage(ctx, _method(), split=split, metrics=metrics, headline=headline, source=source,
+                          metrics_file="metrics.json", figures={"figures/confusion_matrix.png": figure}, files=files,
+                          eval_tags={"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]})
 
 
-def tag_evaluation(model_uri: str, split: str, metrics: dict, data_id: str) -> None:
-    """Record an evaluation on the registry version behind `model_uri` (eval.<metric> tags)."""
-    from actionops.platform import tracking
+def chance_accuracy(truth: Sequence[str]) -> float:
+    """Accuracy of always answering the most frequent true class (the bar a model must clear)."""
+    from collections import Counter
 
-    version = tracking.resolve_model_version(model_uri)
-    if version is None:
-        return
-    name, number = version
-    tracking.set_version_tags(name, number, {
-        "eval.split": split, "eval.data": data_id, "eval.accuracy": f"{metrics['accuracy']:.6f}",
-        "eval.macro_f1": f"{metrics['macro_f1']:.6f}"})
+    return max(Counter(truth).values()) / len(truth) if truth else 0.0
 
 
 # ----------------------------------------------------------------------------- stage: predict

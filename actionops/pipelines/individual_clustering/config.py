@@ -49,7 +49,7 @@ class ClusteringConfig:
     batch_size: int = 8
     update_interval: int = 1  # epochs between DEC target refreshes (computed over the whole shard)
     kmeans_init: int = 10  # k-means restarts for the centroid initialisation
-    model_name: str = "individual-clustering"  # MLflow registered model
+    registered_model: str = "individual-clustering"  # MLflow registered model
 
 
 @config_section("optim")

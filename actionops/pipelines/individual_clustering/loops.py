@@ -15,10 +15,6 @@ import numpy as np
 MODEL_KEYS = ("frames", "flow", "rois", "mask", "spatial", "motion")
 
 
-def _unwrap(model: Any) -> Any:
-    return model.module if hasattr(model, "module") else model
-
-
 def _tensors(batch: dict, keys: tuple[str, ...], device: Any) -> dict:
     import torch
 
@@ -32,24 +28,25 @@ def autoencoder_loop(config: dict) -> None:
     import torch.nn.functional as F
 
     from actionops.models import create_model
-    from actionops.platform.train import load_checkpoint, worker_context
+    from actionops.platform.train import load_checkpoint, unwrap, worker_context
 
+    a = config["autoencoder"]
     ctx = worker_context(config)
-    torch.manual_seed(config["seed"])
+    torch.manual_seed(ctx.seed)
     model = create_model(config["model_name"], **config["model_args"])
     state = load_checkpoint()
     if state:
         model.load_state_dict(state["model"])
     model = ctx.prepare(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
     if state:
         optimizer.load_state_dict(state["optimizer"])
     start = state["epoch"] if state else 0
     key = config["key"]
     shard = ray.train.get_dataset_shard("train")
-    for epoch in range(start, config["epochs"]):
+    for epoch in ctx.epochs(start, a.epochs):
         total, count = 0.0, 0
-        for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
+        for batch in shard.iter_batches(batch_size=a.batch_size, batch_format="numpy"):
             x = _tensors(batch, (key,), ctx.device)[key]
             with ctx.autocast():
                 recon, _ = model(x)
@@ -58,7 +55,7 @@ def autoencoder_loop(config: dict) -> None:
             total += float(loss) * len(x)
             count += len(x)
         state_out = {"model_name": config["model_name"], "model_args": config["model_args"],
-                     "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict()}
+                     "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict()}
         ctx.end_epoch(epoch, {"loss": total / max(count, 1)}, state_out)
 
 
@@ -71,21 +68,22 @@ def clustering_loop(config: dict) -> None:
 
     from actionops.models import create_model
     from actionops.models.dec import dec_target
-    from actionops.platform.train import load_checkpoint, worker_context
+    from actionops.platform.train import load_checkpoint, unwrap, worker_context
 
+    c, o = config["clustering"], config["optim"]
     ctx = worker_context(config)
-    torch.manual_seed(config["seed"])
+    torch.manual_seed(ctx.seed)
     model = create_model(config["model_name"], **config["model_args"])
     state = load_checkpoint()
     model.load_state_dict(state["model"] if state else torch.load(config["init_path"], weights_only=True)["model"])
     model = ctx.prepare(model)
-    core = _unwrap(model)
+    core = unwrap(model)
     optimizer = torch.optim.Adam([
-        {"params": core.frame_ae.parameters(), "lr": config["lr_ae_frame"]},
-        {"params": core.flow_ae.parameters(), "lr": config["lr_ae_flow"]},
-        {"params": core.head.parameters(), "lr": config["lr_cm"]},
-    ], weight_decay=config["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, config["epochs"] // 2), gamma=0.1)
+        {"params": core.frame_ae.parameters(), "lr": o.lr_ae_frame},
+        {"params": core.flow_ae.parameters(), "lr": o.lr_ae_flow},
+        {"params": core.head.parameters(), "lr": o.lr_cm},
+    ], weight_decay=o.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, c.epochs // 2), gamma=0.1)
     if state:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -93,13 +91,13 @@ def clustering_loop(config: dict) -> None:
     shard = ray.train.get_dataset_shard("train")
     keys = MODEL_KEYS
     targets: dict[str, torch.Tensor] = {}
-    for epoch in range(start, config["epochs"]):
-        if not targets or (epoch - start) % config["update_interval"] == 0:
-            targets = _dec_targets(model, shard, config, ctx, keys, dec_target)
+    for epoch in ctx.epochs(start, c.epochs):
+        if not targets or epoch % c.update_interval == 0:
+            targets = _dec_targets(model, shard, c.batch_size, ctx, keys, dec_target)
         sums = {"loss": 0.0, "mse_frame": 0.0, "mse_flow": 0.0, "kl": 0.0}
         batches = 0
         model.train()
-        for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
+        for batch in shard.iter_batches(batch_size=c.batch_size, batch_format="numpy"):
             t = _tensors(batch, keys, ctx.device)
             rois, spatial, motion, _ = core.person_inputs(t)
             with ctx.autocast():
@@ -108,7 +106,7 @@ def clustering_loop(config: dict) -> None:
             kl = F.kl_div(q.float().clamp_min(1e-8).log(), p, reduction="batchmean")
             mse_frame = F.mse_loss(rec_frame.float(), t["frames"])
             mse_flow = F.mse_loss(rec_flow.float(), t["flow"])
-            loss = mse_frame + mse_flow + config["lmd_cm"] * kl
+            loss = mse_frame + mse_flow + o.lmd_cm * kl
             ctx.step(loss, optimizer)
             for name, value in (("loss", loss), ("mse_frame", mse_frame), ("mse_flow", mse_flow), ("kl", kl)):
                 sums[name] += float(value)
@@ -125,15 +123,17 @@ def _key(video_id: Any, start: Any) -> str:
     return f"{video_id}@{int(start)}"
 
 
-def _dec_targets(model, shard, config, ctx, keys, dec_target) -> dict:
+def _dec_targets(model, shard, batch_size, ctx, keys, dec_target) -> dict:
     """q for every person of the shard (no grad), then p over all of them, split per window."""
     import torch
 
-    core = _unwrap(model)
+    from actionops.platform.train import unwrap
+
+    core = unwrap(model)
     model.eval()
     qs, owners = [], []
     with torch.no_grad():
-        for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
+        for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy"):
             t = _tensors(batch, keys, ctx.device)
             rois, spatial, motion, _ = core.person_inputs(t)
             _, q = model(t["frames"], t["flow"], rois, spatial, motion)

@@ -1,6 +1,6 @@
-"""Stages of the individual-clustering pipeline: one CLI command, one function each.
+"""Stages of the individual-clustering method: one CLI command, one function each.
 
-Outputs go under `out` (default `outputs/individual_clustering/<dataset name>/`):
+Outputs go under `out` (default `outputs/individual-clustering/<dataset name>/`):
     ae_frame.pt, ae_flow.pt        autoencoder checkpoints (dicts rebuilt through the registry)
     clustering.pt                  joint model checkpoint
     predictions/<split>/<video>.json   [{"frame" (1-based), "id", "label" (cluster)}]
@@ -21,15 +21,15 @@ import numpy as np
 
 from actionops.errors import ActionopsError, DataError
 from actionops.pipelines.context import Context
-from actionops.pipelines.context import save_state as _save
-from actionops.pipelines.context import write_history
 from actionops.platform.config import Config
 
-EXPERIMENT = "individual-clustering"
+CHECKPOINT = "clustering.pt"
 
 
-def default_out(dataset: Path) -> Path:
-    return Path("outputs") / "individual_clustering" / Path(dataset).resolve().name
+def _method():
+    from actionops.pipelines.method import get_method
+
+    return get_method("individual-clustering")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -51,12 +51,6 @@ def _require_flow(rows: list[dict]) -> None:
     if missing:
         raise DataError(f"missing optical flow for {len(missing)} videos, e.g. {missing[0]}",
                         "run `actionops flow compute DATASET` first")
-
-
-def _dataset_version(ctx: Context) -> str | None:
-    from actionops.platform import versioning
-
-    return versioning.dataset_version(ctx.dataset)
 
 
 def _ae_args(cfg: Config, channels: int) -> dict:
@@ -88,21 +82,43 @@ def motion_spec(c, head: dict | None = None) -> tuple:
 
 
 def load_state(path: Path) -> dict:
-    import torch
+    from actionops.models.checkpoint import load_checkpoint
 
-    if not path.is_file():
-        raise ActionopsError(f"missing {path}", "run the earlier stage first (see `actionops pipeline list`)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_checkpoint(path)
+
+
+def flow_stage(ctx: Context) -> dict:
+    """The `flow` stage of `pipeline run`: optical flow of every video (resumable: done videos are skipped)."""
+    from actionops.platform.data import compute_flow
+    from actionops.platform.flow import parse_size
+
+    _, rows = ctx.rows()
+    f = ctx.cfg.flow
+    report = compute_flow(rows, method=f.method, size=parse_size(f.size), comp=f.comp, chunk_frames=f.chunk_frames,
+                          dis_preset=f.dis_preset, resume=True)
+    if report.failed:
+        ctx.say(f"[yellow]warning:[/] flow failed for {len(report.failed)} videos: {report.failed[0].reason}")
+    return {"computed": report.videos, "up_to_date": report.skipped, "frames_per_second": round(report.fps, 1)}
+
+
+def prepare_tune(ctx: Context) -> list[Path]:
+    """Before a campaign (driver side): index the dataset once and hand the trials the two
+    pretrained autoencoders (the campaign searches the joint DEC stage)."""
+    manifest_rows(ctx, "train")
+    files = [ctx.out / name for name in ("ae_frame.pt", "ae_flow.pt")]
+    for file in files:
+        if not file.is_file():
+            raise ActionopsError(f"missing {file}", "tune clustering searches the joint DEC stage: pretrain both "
+                                 "autoencoders first (`actionops train autoencoder DATASET --datatype frame|flow`)")
+    return [f.resolve() for f in files]
 
 
 # ----------------------------------------------------------------------------- stage: autoencoder
 def train_autoencoder(ctx: Context, datatype: str) -> dict:
     """Pretrain the RGB (`frame`) or optical-flow (`flow`) autoencoder; writes ae_<datatype>.pt."""
-    from actionops.evaluation.plots import loss_curves_figure
     from actionops.pipelines.individual_clustering.loops import autoencoder_loop
     from actionops.pipelines.individual_clustering.windows import window_dataset
-    from actionops.platform import tracking
-    from actionops.platform.train import run_training
+    from actionops.pipelines.spine import train_stage
 
     if datatype not in ("frame", "flow"):
         raise ActionopsError(f"unknown datatype {datatype!r}", "use --datatype frame or --datatype flow")
@@ -114,19 +130,13 @@ def train_autoencoder(ctx: Context, datatype: str) -> dict:
     ds = window_dataset(rows, a, frames=datatype == "frame", flow=datatype == "flow").select_columns([key]).materialize()
     ctx.say(f"autoencoder ({datatype}): {ds.count()} windows from {len(rows)} videos")
     loop_config = {"key": key, "model_name": "conv3d_autoencoder", "model_args": _ae_args(cfg, 3 if key == "frames" else 2),
-                   "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": cfg.train.seed}
-    with tracking.start_run(EXPERIMENT, run_name=f"autoencoder-{datatype}", params=cfg.flat(), config_yaml=cfg.to_yaml(),
-                            tags={"actionops.stage": f"autoencoder_{datatype}"}, dataset_version=_dataset_version(ctx)) as run:
-        tracking.log_dataset_input(ctx.dataset, _dataset_version(ctx), context="training")
-        result = run_training(autoencoder_loop, loop_config, train_cfg=cfg.train, name=f"ae-{datatype}-{ctx.dataset.name}",
-                              resume=ctx.resume, datasets={"train": ds}, mlflow_run_id=run.info.run_id)
-        losses = [h["loss"] for h in result.history]
-        tracking.log_figure(loss_curves_figure({f"{datatype} MSE": losses}, f"autoencoder ({datatype})"),
-                            "figures/loss_curve.png")
-    _save(ctx.out / f"ae_{datatype}.pt", {k: result.checkpoint_state[k] for k in ("model_name", "model_args", "model", "epoch")})
-    write_history(ctx.out / f"history_ae_{datatype}.json", result.history)
-    return {"epochs": result.checkpoint_state["epoch"], "final_loss": losses[-1] if losses else None,
-            "run_name": result.run_name, "mlflow_run_id": run.info.run_id}
+                   "autoencoder": a}
+    return train_stage(
+        ctx, _method(), loop=autoencoder_loop, loop_config=loop_config, name=f"ae-{datatype}-{ctx.dataset.name}",
+        run_name=f"autoencoder-{datatype}", checkpoint_file=f"ae_{datatype}.pt",
+        checkpoint=lambda state: {k: state[k] for k in ("model_name", "model_args", "model", "epoch")},
+        history_file=f"history_ae_{datatype}.json", curves={"loss_curve.png": (f"autoencoder ({datatype})", ("loss",))},
+        tags={"actionops.stage": f"autoencoder_{datatype}"}, datasets={"train": ds})
 
 
 # ----------------------------------------------------------------------------- stage: clustering
@@ -174,23 +184,19 @@ def embed_windows(model, ds, batch_size: int) -> dict[str, Any]:
 def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register: bool = True,
                      callbacks: list | None = None, run_name: str | None = None) -> dict:
     """Joint training with the DEC clustering layer (k-means initialised); writes clustering.pt,
-    logs plots and registers the model as `clustering.model_name` with alias `candidate`.
+    logs plots and registers the model as `clustering.registered_model` with alias `candidate`.
     In a Tune trial: `parent_run_id`, `register=False`, `callbacks`, `run_name` (see tune.py)."""
     import torch
     from sklearn.cluster import KMeans
 
-    from actionops.evaluation.metrics import clustering_scores, contingency
-    from actionops.evaluation.plots import (
-        confusion_matrix_figure,
-        embedding_figure,
-        loss_curves_figure,
-    )
+    from actionops.evaluation.clustering import clustering_report, report_figures
+    from actionops.models.checkpoint import save_checkpoint
     from actionops.pipelines.individual_clustering.loops import clustering_loop
     from actionops.pipelines.individual_clustering.windows import window_dataset
+    from actionops.pipelines.spine import train_stage
     from actionops.platform import tracking
-    from actionops.platform.train import last_metrics, run_training
 
-    cfg, c, o = ctx.cfg, ctx.cfg.clustering, ctx.cfg.optim
+    cfg, c = ctx.cfg, ctx.cfg.clustering
     rows = manifest_rows(ctx, "train")
     _require_flow(rows)
     frame_state, flow_state = load_state(ctx.out / "ae_frame.pt"), load_state(ctx.out / "ae_flow.pt")
@@ -205,65 +211,57 @@ def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register
                         "lower clustering.n_clusters or add videos")
     kmeans = KMeans(c.n_clusters, n_init=c.kmeans_init, random_state=cfg.train.seed).fit(init["z"])
     model.head.init_centroids(torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float32))
-    init_path = ctx.out / "clustering_init.pt"
-    _save(init_path, {"model": model.state_dict()})
+    init_path = save_checkpoint(ctx.out / "clustering_init.pt", {"model": model.state_dict()})
     ctx.say(f"clustering: {ds.count()} windows, {len(init['z'])} person-windows, k-means initialised")
     loop_config = {"model_name": "individual_clustering", "model_args": model_args, "init_path": str(init_path.resolve()),
-                   "epochs": c.epochs, "batch_size": c.batch_size, "update_interval": c.update_interval,
-                   "lr_ae_frame": o.lr_ae_frame, "lr_ae_flow": o.lr_ae_flow, "lr_cm": o.lr_cm, "lmd_cm": o.lmd_cm,
-                   "weight_decay": o.weight_decay, "seed": cfg.train.seed}
-    with tracking.start_run(EXPERIMENT, run_name=run_name or "clustering", params=cfg.flat(), config_yaml=cfg.to_yaml(),
-                            tags={"actionops.stage": "clustering"}, dataset_version=_dataset_version(ctx),
-                            parent_run_id=parent_run_id) as run:
-        tracking.log_dataset_input(ctx.dataset, _dataset_version(ctx), context="training")
-        result = run_training(clustering_loop, loop_config, train_cfg=cfg.train, name=run_name or f"clustering-{ctx.dataset.name}",
-                              resume=ctx.resume, datasets={"train": ds}, mlflow_run_id=run.info.run_id, callbacks=callbacks)
-        state = result.checkpoint_state
-        checkpoint = {k: state[k] for k in ("model_name", "model_args", "model", "epoch")}
-        _save(ctx.out / "clustering.pt", checkpoint)
-        write_history(ctx.out / "history_clustering.json", result.history)
-        curves = {k: [h[k] for h in result.history] for k in ("loss", "mse_frame", "mse_flow", "kl")}
-        tracking.log_figure(loss_curves_figure(curves, "joint training"), "figures/loss_curves.png")
+                   "clustering": c, "optim": cfg.optim}
+
+    def finish(result: Any, state: dict) -> dict:
+        """Embeddings of the trained model on the training windows: scores, contingency, PCA / t-SNE."""
         model.load_state_dict(state["model"])
         emb = embed_windows(model, ds, c.batch_size)
         clusters = emb["q"].argmax(1)
         colourings = {"cluster": clusters.tolist()}
         labelled = emb["truth"] != ""
-        scores = {}
+        scores, report = {}, None
         if labelled.any():
             colourings["true label"] = emb["truth"].tolist()
-            scores = clustering_scores(emb["truth"][labelled], clusters[labelled])
+            report = clustering_report(emb["truth"][labelled], clusters[labelled])
+            scores = report["scores"]
             tracking.log_metrics({f"train_{k}": v for k, v in scores.items()})
             # the k-means initialisation alone, to see what joint DEC training adds or loses
-            init_scores = clustering_scores(init["truth"][labelled], kmeans.labels_[labelled])
+            init_scores = clustering_report(init["truth"][labelled], kmeans.labels_[labelled])["scores"]
             tracking.log_metrics({f"train_init_{k}": v for k, v in init_scores.items()})
-            scores["init_hungarian_accuracy"] = init_scores["hungarian_accuracy"]
-            table, rows_, cols = contingency(emb["truth"][labelled], clusters[labelled])
-            tracking.log_figure(confusion_matrix_figure(table, rows_, [f"cluster {v}" for v in cols],
-                                                        "train: true label x cluster", "cluster"), "figures/confusion_train.png")
-        for method in ("pca", "tsne"):
-            tracking.log_figure(embedding_figure(emb["z"], colourings, method, cfg.train.seed), f"figures/embeddings_{method}.png")
-        version = None
-        if register:
-            version = tracking.log_checkpoint_model(
-                ctx.out / "clustering.pt", _model_example(ds), registered_name=c.model_name,
-                version_tags={"dataset": str(ctx.dataset), "dataset_version": _dataset_version(ctx) or "unknown"})
-    return {"epochs": state["epoch"], "final_loss": curves["loss"][-1] if curves["loss"] else None,
-            "train_scores": scores, "registered": f"{c.model_name} v{version}" if version else None,
-            "mlflow_run_id": run.info.run_id, "last_epoch_metrics": last_metrics(result.history, state),
-            "reported_epochs": result.reported}
+            scores = {**scores, "init_hungarian_accuracy": init_scores["hungarian_accuracy"]}
+        for artifact, figure in report_figures(report, "train", embeddings=emb["z"], colourings=colourings,
+                                               seed=cfg.train.seed, prefix="train_").items():
+            tracking.log_figure(figure, artifact)
+        return {"train_scores": scores}
+
+    return train_stage(
+        ctx, _method(), loop=clustering_loop, loop_config=loop_config, name=run_name or f"clustering-{ctx.dataset.name}",
+        run_name=run_name or "clustering", checkpoint_file=CHECKPOINT,
+        checkpoint=lambda state: {k: state[k] for k in ("model_name", "model_args", "model", "epoch")},
+        history_file="history_clustering.json",
+        curves={"loss_curves.png": ("joint training", ("loss", "mse_frame", "mse_flow", "kl"))},
+        tags={"actionops.stage": "clustering"}, datasets={"train": ds}, finish=finish,
+        register=(lambda path, tags: register_clustering(ctx, path, tags, example=_model_example(ds))) if register else None,
+        parent_run_id=parent_run_id, callbacks=callbacks)
 
 
-def register_clustering(ctx: Context, cfg: Config, checkpoint: Path, tags: dict) -> str | None:
+def register_clustering(ctx: Context, checkpoint: Path, tags: dict, example: dict | None = None) -> str | None:
     """Log a clustering checkpoint as a model in the active run and register it (alias candidate)."""
     from actionops.pipelines.individual_clustering.windows import window_dataset
-    from actionops.platform import tracking
+    from actionops.pipelines.spine import register_checkpoint
 
-    c = cfg.clustering
-    rows = manifest_rows(ctx, "train")
-    ds = window_dataset(rows[:1], cfg.autoencoder, people=max(int(r["people"]) for r in rows), spatial=c.add_spatial_feature,
-                        motion=motion_spec(c))
-    return tracking.log_checkpoint_model(checkpoint, _model_example(ds), registered_name=c.model_name, version_tags=tags)
+    cfg = ctx.cfg
+    if example is None:
+        c = cfg.clustering
+        rows = manifest_rows(ctx, "train")
+        ds = window_dataset(rows[:1], cfg.autoencoder, people=max(int(r["people"]) for r in rows),
+                            spatial=c.add_spatial_feature, motion=motion_spec(c))
+        example = _model_example(ds)
+    return register_checkpoint(checkpoint, example, cfg.clustering.registered_model, tags)
 
 
 def _model_example(ds) -> dict[str, np.ndarray]:
@@ -277,17 +275,17 @@ def _model_example(ds) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- stage: predict
 def predict(ctx: Context, split: str, model_uri: str | None = None) -> dict:
     """Cluster every person of every window of `split`; write per-video JSON, embeddings, a video."""
+    from actionops.models.checkpoint import build_from_checkpoint
     from actionops.pipelines.individual_clustering.windows import window_dataset
+    from actionops.pipelines.spine import load_model_state
     from actionops.platform import tracking
 
     cfg = ctx.cfg
     rows = manifest_rows(ctx, split)
     _require_flow(rows)
-    checkpoint = tracking.load_checkpoint_state(model_uri) if model_uri else load_state(ctx.out / "clustering.pt")
-    from actionops.models import create_model
-
-    model = create_model(checkpoint["model_name"], **checkpoint["model_args"])
-    model.load_state_dict(checkpoint["model"])
+    checkpoint, source = load_model_state(model_uri, ctx.out / CHECKPOINT, "train one with `actionops train clustering "
+                                          "DATASET` or pass --model models:/individual-clustering@champion")
+    model = build_from_checkpoint(checkpoint)
     head = checkpoint["model_args"]["head_args"]
     ds = window_dataset(rows, cfg.autoencoder, people=max(int(r["people"]) for r in rows),
                         spatial=bool(head["add_spatial_feature"]), motion=motion_spec(cfg.clustering, head))
@@ -302,13 +300,12 @@ def predict(ctx: Context, split: str, model_uri: str | None = None) -> dict:
         target = folder / f"{video_id.split('/')[-1]}.json"
         target.write_text(json.dumps(records, separators=(",", ":")))
     video = _boxes_video(rows[0], per_video.get(rows[0]["video_id"], []), folder / "boxes.mp4")
-    with tracking.start_run(EXPERIMENT, run_name=f"predict-{split}", params=cfg.flat(),
-                            tags={"actionops.stage": f"predict_{split}", "actionops.model": model_uri or "local"}):
-        import mlflow
-
-        mlflow.log_artifact(str(video), "predictions")
+    with tracking.start_run(_method().experiment, run_name=f"predict-{split}", params=cfg.flat(),
+                            tags={"actionops.stage": f"predict_{split}", "actionops.model": source}):
+        tracking.log_artifact(video, "predictions")
         tracking.log_metrics({"person_windows": len(clusters), "videos": len(per_video)})
-    return {"videos": len(per_video), "person_windows": int(len(clusters)), "folder": str(folder)}
+    return {"videos": len(per_video), "person_windows": int(len(clusters)), "folder": str(folder),
+            "outputs": str(folder / "embeddings.npz")}
 
 
 def _frame_labels(rows, emb, clusters, seq_len: int) -> dict[str, list[dict]]:
@@ -366,48 +363,55 @@ def _boxes_video(row: dict, records: list[dict], target: Path) -> Path:
 # ----------------------------------------------------------------------------- stage: evaluate
 def evaluate(ctx: Context, split: str) -> dict:
     """Scores of the predictions of `split` against the annotations (person-window level)."""
-    from actionops.evaluation.metrics import (
-        classification_report,
-        clustering_scores,
-        contingency,
-        hungarian_mapping,
-    )
+    from actionops.evaluation.clustering import clustering_report
     from actionops.evaluation.plots import confusion_matrix_figure
-    from actionops.platform import tracking
+    from actionops.pipelines.spine import evaluate_stage
 
     path = ctx.out / "predictions" / split / "embeddings.npz"
     if not path.is_file():
-        raise ActionopsError(f"no predictions at {path}", f"run `actionops predict clustering DATASET --stage {split}` first")
+        raise ActionopsError(f"no predictions at {path}", f"run `actionops predict clustering DATASET --split {split}` first")
     data = np.load(path, allow_pickle=False)
     truth, clusters = data["truth"].astype(str), data["cluster"]
     labelled = truth != ""
     if not labelled.any():
         raise DataError(f"the {split} split has no annotations", "evaluation needs json/annotation_clustering.json")
-    truth, clusters = truth[labelled], clusters[labelled]
-    scores = clustering_scores(truth, clusters)
-    mapping = hungarian_mapping(truth, clusters)
-    mapped = [mapping.get(str(c), f"unmatched cluster {c}") for c in clusters]
-    report = classification_report(truth, mapped, labels=sorted(set(truth)))
-    table, classes, cols = contingency(truth, clusters)
-    metrics = {**scores, "person_windows": int(labelled.sum()), "n_clusters": int(len(set(clusters.tolist()))),
+    report = clustering_report(truth[labelled], clusters[labelled])
+    scores = report["scores"]
+    metrics = {**scores, "chance": report["chance"], "person_windows": report["items"], "n_clusters": report["n_clusters"],
                "note": "majority_vote_accuracy maps clusters many-to-one on the scored data (optimistic)",
-               "hungarian_mapping": mapping, "per_class": report["per_class"],
-               "contingency": {"rows": classes, "cols": [str(v) for v in cols], "counts": table.tolist()}}
-    (ctx.out / f"metrics_{split}.json").write_text(json.dumps(metrics, indent=2))
-    # one row per person window (what `dvc plots` draws as a confusion matrix)
-    (ctx.out / f"assignments_{split}.csv").write_text("truth,cluster,matched\n" + "".join(
-        f"{t},{c},{m}\n" for t, c, m in zip(truth, clusters, mapped)))
+               **{k: report[k] for k in ("hungarian_mapping", "per_class", "contingency")}}
     summary_path = ctx.out / "metrics.json"  # headline scores of every evaluated split (for DVC)
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     summary[split] = scores
-    summary_path.write_text(json.dumps(summary, indent=2))
-    with tracking.start_run(EXPERIMENT, run_name=f"evaluate-{split}", params=ctx.cfg.flat(),
-                            tags={"actionops.stage": f"evaluate_{split}"}):
-        tracking.log_metrics({f"{split}_{k}": v for k, v in scores.items()})
-        figure = confusion_matrix_figure(table, classes, [f"cluster {v}" for v in cols], f"{split}: true label x cluster", "cluster")
-        figure.savefig(ctx.out / f"confusion_{split}.png", dpi=100, bbox_inches="tight")
-        tracking.log_figure(figure, f"figures/confusion_{split}.png")
-        import mlflow
+    c = report["contingency"]
+    figure = confusion_matrix_figure(np.asarray(c["counts"]), c["rows"], [f"cluster {v}" for v in c["cols"]],
+                                     f"{split}: true label x cluster", "cluster")
+    # one row per person window (what `dvc plots` draws as a confusion matrix)
+    assignments = "truth,cluster,matched\n" + "".join(
+        f"{t},{k},{m}\n" for t, k, m in zip(truth[labelled], clusters[labelled], report["matched"]))
+    return evaluate_stage(ctx, _method(), split=split, metrics=metrics, source="predictions",
+                          headline={f"{split}_{k}": v for k, v in scores.items()}, metrics_file=f"metrics_{split}.json",
+                          figures={f"figures/confusion_{split}.png": figure},
+                          files={f"assignments_{split}.csv": assignments, "metrics.json": json.dumps(summary, indent=2)})
 
-        mlflow.log_dict(metrics, f"metrics_{split}.json")
+
+# ----------------------------------------------------------------------------- contract: the test split
+def predict_test(ctx: Context, model: str | None = None) -> dict:
+    """Predictions on the test split (what the method contract compares across model sources)."""
+    return predict(ctx, "test", model)
+
+
+def evaluate_model(ctx: Context, model: str | None = None, split: str = "test") -> dict:
+    """Predict `split` with `model` (local checkpoint when None), then score it; a registry version
+    evaluated this way gets `eval.*` tags."""
+    from actionops.pipelines.spine import data_id
+    from actionops.platform import tracking
+
+    predict(ctx, split, model)
+    metrics = evaluate(ctx, split)
+    if model and model.startswith("models:/"):
+        version = tracking.resolve_model_version(model)
+        if version is not None:
+            tracking.set_version_tags(*version, {"eval.split": split, "eval.data": data_id(ctx),
+                                                 **{f"eval.{k}": f"{metrics[k]:.6f}" for k in ("hungarian_accuracy", "nmi", "ari")}})
     return metrics

@@ -1,46 +1,19 @@
-"""Pipelines as ordered stages, run with skipping of up-to-date stages.
+"""`actionops pipeline run METHOD`: a method's stages in order, skipping up-to-date ones.
 
-A pipeline registers itself with `register_pipeline(Pipeline(...))` in its package's
-`pipeline.py`; `actionops pipeline list|run` reads the registry. A stage is up to date when its
-outputs exist and a stamp (`<out>/.stamps/<stage>.json`) records the same inputs (size and
-mtime of each file) and the same config sections as now.
+A stage is up to date when its outputs exist and a stamp (`<out>/.stamps/<stage>.json`) records
+the same inputs (size and mtime of each file) and the same config sections as now.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from actionops.errors import ActionopsError
-
-# Modules whose import registers a pipeline.
-PIPELINE_MODULES = ("actionops.pipelines.individual_clustering.pipeline",
-                    "actionops.pipelines.clip_classification.pipeline")
-_PIPELINES: dict[str, Pipeline] = {}
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    description: str
-    run: Callable[[Any], dict]
-    inputs: Callable[[Any], Sequence[Path]]
-    outputs: Callable[[Any], Sequence[Path]]
-    sections: tuple[str, ...] = ()
-    always: bool = False  # cheap stages that check their own work (e.g. resumable flow)
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    name: str
-    description: str
-    stages: tuple[Stage, ...]
-    package: str = ""  # actionops.pipelines.<package>: its stages module gives the default output folder
+from actionops.pipelines.method import Method, Stage
 
 
 def output_file(name: str) -> Callable[[Any], list[Path]]:
@@ -54,24 +27,6 @@ def index_stage(ctx: Any) -> dict:
 
     result = index_dataset(ctx.dataset, out=ctx.manifest_path)
     return {"videos": len(result.manifest), "rejected": len(result.rejected)}
-
-
-def register_pipeline(pipeline: Pipeline) -> Pipeline:
-    _PIPELINES[pipeline.name] = pipeline
-    return pipeline
-
-
-def list_pipelines() -> list[Pipeline]:
-    for module in PIPELINE_MODULES:
-        importlib.import_module(module)
-    return [_PIPELINES[name] for name in sorted(_PIPELINES)]
-
-
-def get_pipeline(name: str) -> Pipeline:
-    known = {p.name: p for p in list_pipelines()}
-    if name not in known:
-        raise ActionopsError(f"unknown pipeline {name!r}", f"known pipelines: {', '.join(known)}")
-    return known[name]
 
 
 def _fingerprint(ctx: Any, stage: Stage) -> dict:
@@ -101,11 +56,11 @@ def is_up_to_date(ctx: Any, stage: Stage) -> bool:
     return json.loads(stamp.read_text()) == _fingerprint(ctx, stage)
 
 
-def run_pipeline(pipeline: Pipeline, ctx: Any, *, force: bool = False, only: Sequence[str] = (),
+def run_pipeline(method: Method, ctx: Any, *, force: bool = False, only: Sequence[str] = (),
                  on_stage: Callable[[int, Stage, str], None] | None = None) -> list[dict]:
     """Run the stages in order; skip up-to-date ones unless `force`. Returns a row per stage."""
     rows = []
-    for i, stage in enumerate(pipeline.stages, start=1):
+    for i, stage in enumerate(method.stages, start=1):
         if only and stage.name not in only:
             continue
         if not force and is_up_to_date(ctx, stage):

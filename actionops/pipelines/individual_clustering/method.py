@@ -1,0 +1,79 @@
+"""Individual clustering (methods.md §1) as a registered method: `actionops pipeline run individual-clustering`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from actionops.pipelines.individual_clustering import config as _config  # noqa: F401  (registers its sections)
+from actionops.pipelines.method import Method, Stage, TuneDefaults, lazy, register_method
+from actionops.pipelines.runner import index_stage, output_file
+
+STAGES = "actionops.pipelines.individual_clustering.stages"
+
+
+def _videos(ctx) -> list[Path]:
+    from actionops.platform.layout import VIDEO_SUFFIXES
+
+    return sorted(p for p in Path(ctx.dataset).glob("*/*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def _sample(root: Path, seed: int = 0) -> Path:
+    """3 tiny operating-room scenes (train/test, pose.json, annotations)."""
+    from actionops.platform.synth import generate_or_scenes
+
+    generate_or_scenes(root, videos=3, frames=16, width=96, height=72, min_people=3, max_people=4, seed=seed)
+    return root
+
+
+def _out(name: str):
+    return lambda c: [Path(c.out) / name]
+
+
+METHOD = register_method(Method(
+    id="individual-clustering",
+    description="Unsupervised activity clusters per person per window (operating-room videos, methods.md §1).",
+    package="individual_clustering",
+    sections=("autoencoder", "clustering", "optim"),
+    stages=(
+        Stage("index", "probe every video, check pose files -> manifest.parquet", index_stage, _videos,
+              lambda c: [c.manifest_path]),
+        Stage("flow", "optical flow per video (resumable)", lazy(f"{STAGES}:flow_stage"), lambda c: [c.manifest_path],
+              lambda c: [], ("flow",), always=True),
+        Stage("autoencoder_frame", "pretrain the RGB 3D-conv autoencoder", lambda c: lazy(f"{STAGES}:train_autoencoder")(c, "frame"),
+              lambda c: [c.manifest_path], output_file("ae_frame.pt"), ("autoencoder", "train")),
+        Stage("autoencoder_flow", "pretrain the optical-flow 3D-conv autoencoder",
+              lambda c: lazy(f"{STAGES}:train_autoencoder")(c, "flow"),
+              lambda c: [c.manifest_path], output_file("ae_flow.pt"), ("autoencoder", "flow", "train")),
+        Stage("clustering", "joint DEC training (k-means init); register model as candidate", lazy(f"{STAGES}:train_clustering"),
+              lambda c: [Path(c.out) / "ae_frame.pt", Path(c.out) / "ae_flow.pt"], output_file("clustering.pt"),
+              ("autoencoder", "clustering", "optim", "train")),
+        Stage("predict", "cluster every person of the test split", lambda c: lazy(f"{STAGES}:predict")(c, "test"),
+              _out("clustering.pt"), output_file("predictions/test/embeddings.npz"), ("autoencoder",)),
+        Stage("evaluate", "Hungarian accuracy, NMI, ARI, AMI, V-measure, majority vote on the test split",
+              lambda c: lazy(f"{STAGES}:evaluate")(c, "test"), _out("predictions/test/embeddings.npz"),
+              output_file("metrics_test.json")),
+    ),
+    train=lazy(f"{STAGES}:train_clustering"),
+    evaluate=lazy(f"{STAGES}:evaluate_model"),
+    predict=lazy(f"{STAGES}:predict_test"),
+    register=lazy(f"{STAGES}:register_clustering"),
+    prepare_tune=lazy(f"{STAGES}:prepare_tune"),
+    sample=_sample,
+    reports=("loss", "mse_frame", "mse_flow", "kl"),
+    checkpoint="clustering.pt",
+    registered_model_key="clustering.registered_model",
+    # the loss is only comparable across trials with the same lmd_cm
+    tune=TuneDefaults(metric="loss", mode="min", epochs_key="clustering.epochs", space={
+        "optim.lr_cm": "loguniform(1e-4, 1e-2)", "optim.lr_ae_frame": "loguniform(1e-5, 1e-3)"}),
+    score="hungarian_accuracy",
+    loss="loss",
+    # the autoencoders learn the representation; the joint stage (encoder lr 1e-4) moves slowly
+    learning=(("history_ae_frame.json", "loss", 0.1), ("history_ae_flow.json", "loss", 0.1),
+              ("history_clustering.json", "loss", 0.0)),
+    words=("clustering",),
+    tiny=("autoencoder.seq_len=4", "autoencoder.stride=4", "autoencoder.width=48", "autoencoder.height=36",
+          "autoencoder.base_channels=4", "autoencoder.latent_channels=8", "autoencoder.epochs=3", "clustering.ndf=8",
+          "clustering.epochs=2", "clustering.n_clusters=3", "clustering.kmeans_init=2", "flow.method=dis",
+          "clustering.add_motion_feature=true"),  # the published head collapses to one cluster at these sizes (README)
+    commands="actionops.pipelines.individual_clustering.commands",
+))

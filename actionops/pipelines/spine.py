@@ -1,0 +1,192 @@
+"""The sequence every method's stages share, written once.
+
+`train_stage`: MLflow run (params, config.yaml, tags; the same run again on `--resume`) ->
+dataset input and version -> `run_training` on Ray Train -> checkpoint file -> per-epoch history
+(JSON for `dvc plots`) -> curves -> the method's own logging -> register (alias candidate).
+It returns the summary a CLI prints and a Tune trial reports.
+
+`evaluate_stage`: write the metrics and files -> MLflow run with the headline metrics, figures
+and the full metrics -> `eval.*` tags on the registry version that was evaluated (what
+`registry promote` compares).
+
+A method's stage builds its data, model arguments and loop config, then calls these; what is left
+in its stages module is its own logic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from actionops.errors import ActionopsError
+from actionops.pipelines.context import Context
+from actionops.pipelines.method import Method
+
+
+def dataset_version(ctx: Context) -> str | None:
+    """The DVC version of the context's dataset (None when DVC does not track it)."""
+    from actionops.platform import versioning
+
+    return versioning.dataset_version(ctx.dataset)
+
+
+def data_id(ctx: Context) -> str:
+    """What an evaluation was computed on: the DVC version, else the dataset's absolute path."""
+    return dataset_version(ctx) or str(Path(ctx.dataset).resolve())
+
+
+def load_model_state(model: str | None, default: Path, hint: str) -> tuple[dict, str]:
+    """The checkpoint dict of `model` (models:/NAME@ALIAS, models:/NAME/V, runs:/..., a .pt file;
+    None: `default`) and a printable source."""
+    from actionops.models.checkpoint import load_checkpoint
+    from actionops.platform.tracking import load_checkpoint_state
+
+    if model and model.startswith(("models:/", "runs:/")):
+        return load_checkpoint_state(model), model
+    path = Path(model) if model else Path(default)
+    return load_checkpoint(path, hint), str(path)
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """Per-epoch metrics as a JSON list of {"epoch": n, metric: value} (what `dvc plots` reads)."""
+    rows = [{"epoch": int(h.get("epoch", i + 1)),
+             **{k: float(v) for k, v in h.items() if isinstance(v, (int, float)) and k != "epoch"}}
+            for i, h in enumerate(history)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1))
+
+
+def train_stage(
+    ctx: Context,
+    method: Method,
+    *,
+    loop: Callable[[dict], None],
+    loop_config: Mapping[str, Any],
+    name: str,
+    run_name: str,
+    checkpoint_file: str,
+    checkpoint: Callable[[dict], dict],
+    history_file: str,
+    curves: Mapping[str, tuple[str, tuple[str, ...]]],
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    datasets: Mapping[str, Any] | None = None,
+    datasets_to_split: list[str] | None = None,
+    streams_data: bool = False,
+    finish: Callable[[Any, dict], dict] | None = None,
+    register: Callable[[Path, dict], str | None] | None = None,
+    version_tags: Mapping[str, str] | None = None,
+    parent_run_id: str | None = None,
+    callbacks: list | None = None,
+) -> dict:
+    """Train through the shared Ray Train runner inside the method's MLflow run; see the module doc.
+
+    `name` keys resumption (the Ray Train run and the MLflow run continue on `--resume`);
+    `checkpoint(state)` picks what the checkpoint file keeps from the final training state;
+    `curves` maps an artifact name to (title, history keys); `finish(result, state)` does the
+    method's own logging inside the run and returns extra summary fields; `register(path, tags)`
+    registers the checkpoint (skipped inside a Tune trial, which passes `parent_run_id`)."""
+    from actionops.evaluation.plots import loss_curves_figure
+    from actionops.models.checkpoint import save_checkpoint
+    from actionops.platform import tracking
+    from actionops.platform.train import last_metrics, previous_mlflow_run, run_training
+
+    cfg = ctx.cfg
+    version = dataset_version(ctx)
+    resume_run = previous_mlflow_run(name, cfg.train, ctx.resume)
+    with tracking.start_run(method.experiment, run_name=run_name, params=cfg.flat(), config_yaml=cfg.to_yaml(),
+                            tags=dict(tags or {}), dataset_version=version, parent_run_id=parent_run_id,
+                            run_id=resume_run) as run:
+        if run.info.run_id != resume_run:  # a new run (not a resumed one): log what it starts from
+            if params:
+                tracking.log_params(params)
+            if parent_run_id is None:  # a campaign logs its dataset once, on the driver's parent run
+                tracking.log_dataset_input(ctx.dataset, version, context="training")
+        result = run_training(loop, dict(loop_config), train_cfg=cfg.train, name=name, resume=ctx.resume,
+                              datasets=dict(datasets or {}), mlflow_run_id=run.info.run_id,
+                              datasets_to_split=datasets_to_split, callbacks=callbacks, streams_data=streams_data)
+        state = result.checkpoint_state
+        path = save_checkpoint(Path(ctx.out) / checkpoint_file, checkpoint(state))
+        write_history(Path(ctx.out) / history_file, result.history)
+        for artifact, (title, keys) in curves.items():
+            series = {k: [h[k] for h in result.history if k in h] for k in keys}
+            series = {k: v for k, v in series.items() if v}
+            if series:
+                tracking.log_figure(loss_curves_figure(series, title), f"figures/{artifact}")
+        extra = finish(result, state) if finish else {}
+        registered = None
+        if register is not None and parent_run_id is None:
+            tags_out = {"dataset": str(Path(ctx.dataset).resolve()), "dataset_version": version or "unknown",
+                        **dict(version_tags or {})}
+            number = register(path, tags_out)
+            registered = f"{method.registered_model(cfg)} v{number}" if number else None
+    losses = [h[method.loss] for h in result.history if method.loss in h]
+    return {"epochs": int(state["epoch"]), "final_loss": losses[-1] if losses else None, **extra,
+            "registered": registered, "checkpoint": str(path), "run_name": result.run_name,
+            "mlflow_run_id": run.info.run_id, "last_epoch_metrics": last_metrics(result.history, state),
+            "reported_epochs": result.reported}
+
+
+def evaluate_stage(
+    ctx: Context,
+    method: Method,
+    *,
+    split: str,
+    metrics: dict,
+    headline: Mapping[str, float],
+    source: str,
+    metrics_file: str,
+    figures: Mapping[str, Any] | None = None,
+    files: Mapping[str, str] | None = None,
+    eval_tags: Mapping[str, float] | None = None,
+) -> dict:
+    """Write `metrics` (JSON) and `files` (name -> text) under the output folder, save `figures`
+    (artifact path -> matplotlib figure; also as PNG beside the metrics), log one MLflow run, and
+    tag the registry version behind `source` (models:/...) with `eval.*` (`eval_tags`, plus the
+    split and the data it was computed on). Returns `metrics`."""
+    from actionops.platform import tracking
+
+    out = Path(ctx.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / metrics_file).write_text(json.dumps(metrics, indent=2))
+    for name, text in (files or {}).items():
+        (out / name).write_text(text)
+    with tracking.start_run(method.experiment, run_name=f"evaluate-{split}", params=ctx.cfg.flat(),
+                            tags={"actionops.stage": f"evaluate_{split}", "actionops.model_source": source},
+                            dataset_version=dataset_version(ctx)):
+        tracking.log_metrics(headline)
+        for artifact, figure in (figures or {}).items():
+            figure.savefig(out / Path(artifact).name, dpi=100, bbox_inches="tight")
+            tracking.log_figure(figure, artifact)
+        tracking.log_dict(metrics, metrics_file)
+    if source.startswith("models:/"):
+        version = tracking.resolve_model_version(source)
+        if version is not None:
+            tags = {"eval.split": split, "eval.data": data_id(ctx),
+                    **{f"eval.{k}": f"{float(v):.6f}" for k, v in (eval_tags or {}).items()}}
+            tracking.set_version_tags(*version, tags)
+    return metrics
+
+
+def require(path: Path, what: str, hint: str) -> Path:
+    """`path` when it exists, else a clear error naming it and the command that makes it."""
+    if not Path(path).exists():
+        raise ActionopsError(f"no {what} at {path}", hint)
+    return Path(path)
+
+
+def register_checkpoint(checkpoint: Path, example: Mapping[str, Any], registered_name: str,
+                        tags: Mapping[str, str]) -> str | None:
+    """Log a checkpoint as an MLflow pyfunc model in the active run (signature from `example`, a
+    dict of numpy arrays, and the module's `infer` output) and register it as `registered_name`
+    with alias candidate; returns the version."""
+    import actionops
+    from actionops.models.checkpoint import build_from_checkpoint, infer_numpy, load_checkpoint, pyfunc_model
+    from actionops.platform import tracking
+
+    module = build_from_checkpoint(load_checkpoint(checkpoint))
+    return tracking.log_python_model(pyfunc_model(), {"checkpoint": str(checkpoint)}, example, infer_numpy(module, example),
+                                     registered_name=registered_name, version_tags=tags,
+                                     code_paths=[str(Path(actionops.__file__).parent)])
