@@ -136,7 +136,7 @@ def test_metrics_against_known_permutations():
 
 
 # ----------------------------------------------------------------------------- the pipeline
-def test_pipeline_logs_registers_predicts_and_scores(run_of):
+def test_pipeline_logs_registers_predicts_and_scores(run_of, tmp_path):
     run = run_of(METHOD)
     out, scenes = run["out"], run["data"]
     rows = {r["stage"]: r["result"] for r in run["rows"]}
@@ -162,7 +162,7 @@ def test_pipeline_logs_registers_predicts_and_scores(run_of):
     headline = json.loads((out / "metrics.json").read_text())
     assert headline["test"]["hungarian_accuracy"] == metrics["hungarian_accuracy"]
     # the CLI's evaluate with --model predicts with that version and tags it
-    result = runner.invoke(app, ["evaluate", "clustering", str(scenes), "--out", str(out), *TINY,
+    result = runner.invoke(app, ["evaluate", "clustering", str(scenes), "--out", str(tmp_path), *TINY,
                                  "--model", "models:/individual-clustering@candidate", "--json"])
     assert result.exit_code == 0, result.output
     version = client.get_model_version_by_alias("individual-clustering", "candidate")
@@ -188,9 +188,11 @@ def test_worker_failure_recovers_from_checkpoint(scenes, tmp_path):
     assert json.loads(marker.read_text()) == {"epoch": 1, "rank": 1}  # the fault did happen
 
 
+@pytest.mark.slow
 def test_failed_run_resumes_with_same_epochs(scenes, tmp_path):
     """No retries: the injected fault kills the run after epoch 1; --resume finishes epochs 2-3 in
-    the same MLflow run (steps 1, 2, 3 once each)."""
+    the same MLflow run (steps 1, 2, 3 once each). Slow: tests/test_resume.py SIGKILLs a real
+    process for the same guarantees in the fast suite."""
     args = ["train", "autoencoder", str(scenes), "--out", str(tmp_path), *TINY, "--datatype", "flow",
             "--set", "autoencoder.epochs=3", "--set", "train.max_failures=0"]
     failed = runner.invoke(app, [*args, "--set", "train.fault_at_epoch=1"])

@@ -64,14 +64,15 @@ def test_second_pipeline_run_finds_every_stage_up_to_date(run_of, method_id):
 def test_candidate_from_registry_predicts_and_scores_like_the_local_checkpoint(run_of, method_id, tmp_path, ray_local):
     run = run_of(method_id)
     method, ctx = run["method"], run["ctx"]
+    local_model = str(run["out"] / method.checkpoint)
     uri = f"models:/{method.registered_model(ctx.cfg)}@candidate"
-    local = method.predict(ctx, None)["outputs"]
-    local_copy = tmp_path / f"local{Path(local).suffix}"
-    local_copy.write_bytes(Path(local).read_bytes())
-    remote = method.predict(dataclasses.replace(ctx, out=tmp_path / "remote"), uri)["outputs"]
-    assert Path(remote).parent != Path(local).parent
-    if local_copy.suffix == ".npz":
-        a, b = np.load(local_copy), np.load(remote)
+    # other output folders: the pipeline's own outputs stay as its stages left them
+    local_ctx, remote_ctx = (dataclasses.replace(ctx, out=tmp_path / name) for name in ("local", "remote"))
+    local = Path(method.predict(local_ctx, local_model)["outputs"])
+    remote = Path(method.predict(remote_ctx, uri)["outputs"])
+    assert local.name == remote.name and local != remote
+    if local.suffix == ".npz":
+        a, b = np.load(local), np.load(remote)
         assert set(a.files) == set(b.files)
         for key in a.files:
             if a[key].dtype.kind == "f":
@@ -79,24 +80,25 @@ def test_candidate_from_registry_predicts_and_scores_like_the_local_checkpoint(r
             else:
                 assert (a[key] == b[key]).all(), key
     else:
-        assert local_copy.read_text() == Path(remote).read_text()
-    by_alias = method.evaluate(ctx, uri, "test")
-    by_file = method.evaluate(ctx, None, "test")
+        assert local.read_text() == remote.read_text()
+    by_alias = method.evaluate(remote_ctx, uri, "test")
+    by_file = method.evaluate(local_ctx, local_model, "test")
     assert by_alias[method.score] == by_file[method.score]
     version = mlflow.MlflowClient().get_model_version_by_alias(method.registered_model(ctx.cfg), "candidate")
-    assert version.tags["eval.split"] == "test" and f"eval.{method.score}" in version.tags
+    assert version.tags["eval.split"] == "test" and version.tags[f"eval.{method.score}"] == f"{by_alias[method.score]:.6f}"
 
 
 @pytest.mark.parametrize("method_id", method_ids())
-def test_training_learns(run_of, method_id, ray_local):
+def test_training_learns(run_of, method_id, tmp_path, ray_local):
     """Each declared training loss falls by its margin, and the trained model beats chance on the
     data it learned from by a clear margin (a loop whose optimizer never steps fails both)."""
     run = run_of(method_id)
     method = run["method"]
+    assert method.learning, f"{method_id} declares no training loss to check"
     for history_file, key, drop in method.learning:
         values = [row[key] for row in json.loads((run["out"] / history_file).read_text())]
         assert min(values[-2:]) < values[0] * (1 - drop), (history_file, key, values)
-    scores = method.evaluate(run["ctx"], None, "train")
+    scores = method.evaluate(dataclasses.replace(run["ctx"], out=tmp_path), str(run["out"] / method.checkpoint), "train")
     assert scores[method.score] >= scores["chance"] + 0.2, (method.score, scores[method.score], scores["chance"])
 
 

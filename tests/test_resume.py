@@ -1,6 +1,7 @@
-"""Resume, not restart: a training process SIGKILLed after its first checkpoint and continued with
-`--resume` runs only the remaining epochs, keeps one continuous MLflow metric series (same run,
-no step twice) and ends with the weights of an uninterrupted run with the same seed."""
+"""Resume, not restart: a training process SIGKILLed after its first checkpoints and continued
+with `--resume` runs only the remaining epochs, keeps one continuous MLflow metric series (same
+run, no step twice) and ends with the weights of an uninterrupted run with the same seed (the
+session's pipeline run of the same config on the same data)."""
 
 from __future__ import annotations
 
@@ -10,73 +11,76 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import mlflow
+import pytest
 import torch
+from typer.testing import CliRunner
 
-from conftest import tiny_cfg
+from actionops.cli.main import app
+from conftest import tiny_cfg, use_stores
 
-EPOCHS = 8
-
-
-def _train(data: Path, out: Path, env: dict, *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "actionops.cli.main", "train", "autoencoder", str(data), "--out", str(out),
-            "--datatype", "frame", *tiny_cfg("individual-clustering"), "--set", f"autoencoder.epochs={EPOCHS}",
-            "--set", "train.max_failures=0", *extra]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group: the kill takes Ray with it
+METHOD = "individual-clustering"
 
 
-def test_sigkilled_training_resumes_remaining_epochs_into_the_same_run(tmp_path):
-    from actionops.pipelines.method import get_method
-
-    data = get_method("individual-clustering").sample(tmp_path / "data", 3)
+def test_sigkilled_training_resumes_remaining_epochs_into_the_same_run(method_runs, tmp_path, monkeypatch):
+    run = method_runs(METHOD)  # its autoencoder_frame stage is the uninterrupted run
+    epochs = run["ctx"].cfg.autoencoder.epochs
+    assert epochs >= 4, "the tiny config needs room to kill after checkpoints and before the end"
     storage = tmp_path / "ray_results"
     env = {**os.environ, "ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"), "ACTIONOPS_STORAGE": str(storage),
            "RAY_AUTH_MODE": "disabled"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("RAY_ADDRESS", None)
-
-    killed = _train(data, tmp_path / "killed", env)
-    deadline = time.time() + 240
+    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+        env.pop(key, None)
+    args = ["train", "autoencoder", str(run["data"]), "--out", str(tmp_path / "out"), "--datatype", "frame",
+            *tiny_cfg(METHOD), "--set", "train.max_failures=0"]
+    killed = subprocess.Popen([sys.executable, "-m", "actionops.cli.main", *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)  # its own group: Ray dies with it
+    deadline = time.time() + 300
     while time.time() < deadline and killed.poll() is None:
-        if list(storage.glob("ae-frame-*/checkpoint_*/state.pt")):
+        if len(list(storage.glob("ae-frame-*/checkpoint_*/state.pt"))) >= 2:  # epoch 1's checkpoint is registered
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert killed.poll() is None, f"training ended before it could be killed: {killed.stderr.read()[-2000:]}"
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=60)
-    assert not (tmp_path / "killed" / "ae_frame.pt").exists()  # it really died mid-run
+    assert not (tmp_path / "out" / "ae_frame.pt").exists()  # it really died mid-run
 
-    resumed = _train(data, tmp_path / "killed", env, "--resume", "--json")
-    stdout, stderr = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, stderr[-3000:]
-    summary = json.loads(stdout)
-    done_before = EPOCHS - summary["reported_epochs"]
-    assert summary["epochs"] == EPOCHS and 1 <= done_before < EPOCHS, summary  # finished epochs were not re-run
+    use_stores(monkeypatch, tmp_path)
+    resumed = CliRunner().invoke(app, [*args, "--resume", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads(resumed.stdout)
+    done_before = epochs - summary["reported_epochs"]
+    assert summary["epochs"] == epochs and 1 <= done_before < epochs, summary  # finished epochs were not re-run
 
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("individual-clustering")
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(METHOD)
     runs = client.search_runs([experiment.experiment_id])
     assert [r.info.run_id for r in runs] == [summary["mlflow_run_id"]]  # the resumed run continued the killed one
     steps = [m.step for m in client.get_metric_history(summary["mlflow_run_id"], "loss")]
-    assert steps == list(range(1, EPOCHS + 1)), steps  # one continuous series, no step twice
+    assert steps == list(range(1, epochs + 1)), steps  # one continuous series, no step twice
     assert runs[0].info.status == "FINISHED"
 
-    straight = _train(data, tmp_path / "straight", env, "--json")
-    _, stderr = straight.communicate(timeout=600)
-    assert straight.returncode == 0, stderr[-3000:]
-    a = torch.load(tmp_path / "killed" / "ae_frame.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "straight" / "ae_frame.pt", weights_only=True)["model"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from a straight run"
+    resumed_weights = torch.load(tmp_path / "out" / "ae_frame.pt", weights_only=True)["model"]
+    straight = torch.load(run["out"] / "ae_frame.pt", weights_only=True)["model"]
+    assert resumed_weights.keys() == straight.keys()
+    assert all(torch.equal(resumed_weights[k], straight[k]) for k in straight), "resumed weights differ from a straight run"
 
 
 def test_resume_with_nothing_to_resume_is_a_clear_error(tmp_path):
-    env = {**os.environ, "ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"), "ACTIONOPS_STORAGE": str(tmp_path / "rr")}
-    from actionops.pipelines.method import get_method
+    from actionops.errors import ActionopsError
+    from actionops.platform.train import previous_mlflow_run, resolve_run_name
 
-    data = get_method("individual-clustering").sample(tmp_path / "data", 3)
-    proc = _train(data, tmp_path / "out", env, "--resume")
-    _, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 1 and "nothing to resume" in stderr and "Traceback" not in stderr
+    with pytest.raises(ActionopsError, match="nothing to resume for ae-frame-x") as info:
+        resolve_run_name("ae-frame-x", str(tmp_path), resume=True)
+    assert "without --resume" in info.value.hint
+    fresh = resolve_run_name("ae-frame-x", str(tmp_path), resume=False)
+    assert resolve_run_name("ae-frame-x", str(tmp_path), resume=True) == fresh  # --resume finds the last run
+
+    class Cfg:
+        storage_path = str(tmp_path)
+
+    assert previous_mlflow_run("ae-frame-x", Cfg, resume=True) is None  # no MLflow run recorded for it yet
+    (tmp_path / ".ae-frame-x.mlflow").write_text("abc123")
+    assert previous_mlflow_run("ae-frame-x", Cfg, resume=True) == "abc123"
+    assert previous_mlflow_run("ae-frame-x", Cfg, resume=False) is None

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -163,22 +164,46 @@ def _ran(proc: subprocess.CompletedProcess) -> list[str]:
     return [line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")]
 
 
-def test_repo_dvc_yaml_repro_noop_and_experiment(tmp_path):
-    """The classifier half of the real dvc.yaml in a fresh git+DVC repo: repro, a no-op repro,
-    `dvc exp run -S` re-running only the stages of that param, metrics changed, and the training
-    run's MLflow input digest equal to the data's hash in dvc.lock."""
-    import mlflow
-
+def _repo_with_real_pipeline(tmp_path: Path) -> Path:
+    """A fresh git+DVC repo holding the real dvc.yaml (with a smaller generated dataset: the stages
+    and their wiring unchanged), the package and a tiny params.yaml."""
     repo = _git_dvc_repo(tmp_path / "proj")
-    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    spec = (REPO / "dvc.yaml").read_text()
+    assert "--videos 24 --frames 40 --width 96 --height 72" in spec
+    (repo / "dvc.yaml").write_text(spec.replace("--videos 24 --frames 40 --width 96 --height 72",
+                                                "--videos 12 --frames 12 --width 48 --height 48"))
     shutil.copytree(REPO / "actionops", repo / "actionops", ignore=shutil.ignore_patterns("__pycache__"))
     _tiny_params(repo / "params.yaml")
     (repo / ".gitignore").write_text("/mlruns/\n/ray_results/\n/outputs/\n")
+    _sh([*GIT, "add", "-A"], repo)
+    _sh([*GIT, "commit", "-qm", "pipeline"], repo)
+    return repo
+
+
+def test_repo_dvc_yaml_repro_noop_and_param_change(tmp_path):
+    """The data stages of the real dvc.yaml: repro, a no-op repro, and a changed param re-running
+    the stages that depend on it (the training stages run in the slow test below)."""
+    repo = _repo_with_real_pipeline(tmp_path)
+    first = _dvc(["repro", "index@clips"], repo)
+    assert _ran(first) == ["synth@clips", "index@clips"], first.stdout
+    assert (repo / "outputs/dvc/clips/manifest.parquet").is_file()
+    assert _ran(_dvc(["repro", "index@clips"], repo)) == []
+    changed = _dvc(["exp", "run", "-S", "synth.seed=5", "index@clips"], repo)
+    assert _ran(changed) == ["synth@clips", "index@clips"], changed.stdout
+
+
+@pytest.mark.slow
+def test_repo_dvc_yaml_repro_noop_and_experiment(tmp_path):
+    """The classifier half of the real dvc.yaml in a fresh git+DVC repo: repro, a no-op repro,
+    `dvc exp run -S` re-running only the stages of that param, metrics changed, and the training
+    run's MLflow input digest equal to the data's hash in dvc.lock. Slow: six actionops processes,
+    two of them trainings."""
+    import mlflow
+
+    repo = _repo_with_real_pipeline(tmp_path)
     store, storage = tmp_path / "mlruns", tmp_path / "ray_results"
     uri = f"sqlite:///{store}/mlflow.db"
     env = {"ACTIONOPS_MLRUNS": str(store), "ACTIONOPS_STORAGE": str(storage), "MLFLOW_TRACKING_URI": uri}
-    _sh([*GIT, "add", "-A"], repo)
-    _sh([*GIT, "commit", "-qm", "pipeline"], repo)
 
     first = _dvc(["repro", "evaluate_classifier"], repo, **env)
     assert _ran(first) == ["synth@clips", "index@clips", "train_classifier", "evaluate_classifier"]

@@ -72,7 +72,7 @@ METHOD = register_method(Method(
               ("history_clustering.json", "loss", 0.0)),
     words=("clustering",),
     tiny=("autoencoder.seq_len=4", "autoencoder.stride=4", "autoencoder.width=48", "autoencoder.height=36",
-          "autoencoder.base_channels=4", "autoencoder.latent_channels=8", "autoencoder.epochs=3", "clustering.ndf=8",
+          "autoencoder.base_channels=4", "autoencoder.latent_channels=8", "autoencoder.epochs=6", "clustering.ndf=8",
           "clustering.epochs=2", "clustering.n_clusters=3", "clustering.kmeans_init=2", "flow.method=dis",
           "clustering.add_motion_feature=true"),  # the published head collapses to one cluster at these sizes (README)
     commands="actionops.pipelines.individual_clustering.commands",
