@@ -303,6 +303,7 @@ def test_flow_cli_failure_of_one_video_keeps_others(ray_local, clips):
     assert strict.exit_code == 1
 
 
+@pytest.mark.slow
 def test_killed_flow_run_resumes_without_recomputing(tmp_path):
     """Kill a real `actionops flow compute` mid-way; the rerun reuses every finished file."""
     root = tmp_path / "or"

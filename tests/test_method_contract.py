@@ -82,7 +82,8 @@ def test_candidate_from_registry_predicts_and_scores_like_the_local_checkpoint(r
     else:
         assert local.read_text() == remote.read_text()
     by_alias = method.evaluate(remote_ctx, uri, "test")
-    by_file = method.evaluate(local_ctx, local_model, "test")
+    evaluate = next(stage for stage in method.stages if stage.name == "evaluate")  # the pipeline's own, local checkpoint
+    by_file = json.loads(Path(evaluate.outputs(run["ctx"])[0]).read_text())
     assert by_alias[method.score] == by_file[method.score]
     version = mlflow.MlflowClient().get_model_version_by_alias(method.registered_model(ctx.cfg), "candidate")
     assert version.tags["eval.split"] == "test" and version.tags[f"eval.{method.score}"] == f"{by_alias[method.score]:.6f}"
