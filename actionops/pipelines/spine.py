@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from actionops.errors import ActionopsError
 from actionops.pipelines.context import Context
 from actionops.pipelines.method import Method
 
@@ -168,13 +167,6 @@ def evaluate_stage(
                     **{f"eval.{k}": f"{float(v):.6f}" for k, v in (eval_tags or {}).items()}}
             tracking.set_version_tags(*version, tags)
     return metrics
-
-
-def require(path: Path, what: str, hint: str) -> Path:
-    """`path` when it exists, else a clear error naming it and the command that makes it."""
-    if not Path(path).exists():
-        raise ActionopsError(f"no {what} at {path}", hint)
-    return Path(path)
 
 
 def register_checkpoint(checkpoint: Path, example: Mapping[str, Any], registered_name: str,

@@ -305,7 +305,7 @@ def predict(ctx: Context, split: str, model_uri: str | None = None) -> dict:
         tracking.log_artifact(video, "predictions")
         tracking.log_metrics({"person_windows": len(clusters), "videos": len(per_video)})
     return {"videos": len(per_video), "person_windows": int(len(clusters)), "folder": str(folder),
-            "outputs": str(folder / "embeddings.npz")}
+            "outputs": str(folder / "embeddings.npz"), "model": source}
 
 
 def _frame_labels(rows, emb, clusters, seq_len: int) -> dict[str, list[dict]]:
@@ -361,8 +361,9 @@ def _boxes_video(row: dict, records: list[dict], target: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- stage: evaluate
-def evaluate(ctx: Context, split: str) -> dict:
-    """Scores of the predictions of `split` against the annotations (person-window level)."""
+def evaluate(ctx: Context, split: str, source: str = "predictions") -> dict:
+    """Scores of the predictions of `split` against the annotations (person-window level);
+    `source` names the model that made them (a models:/ URI gets `eval.*` registry tags)."""
     from actionops.evaluation.clustering import clustering_report
     from actionops.evaluation.plots import confusion_matrix_figure
     from actionops.pipelines.spine import evaluate_stage
@@ -389,7 +390,8 @@ def evaluate(ctx: Context, split: str) -> dict:
     # one row per person window (what `dvc plots` draws as a confusion matrix)
     assignments = "truth,cluster,matched\n" + "".join(
         f"{t},{k},{m}\n" for t, k, m in zip(truth[labelled], clusters[labelled], report["matched"]))
-    return evaluate_stage(ctx, _method(), split=split, metrics=metrics, source="predictions",
+    return evaluate_stage(ctx, _method(), split=split, metrics=metrics, source=source,
+                          eval_tags={k: scores[k] for k in ("hungarian_accuracy", "nmi", "ari")},
                           headline={f"{split}_{k}": v for k, v in scores.items()}, metrics_file=f"metrics_{split}.json",
                           figures={f"figures/confusion_{split}.png": figure},
                           files={f"assignments_{split}.csv": assignments, "metrics.json": json.dumps(summary, indent=2)})
@@ -404,14 +406,5 @@ def predict_test(ctx: Context, model: str | None = None) -> dict:
 def evaluate_model(ctx: Context, model: str | None = None, split: str = "test") -> dict:
     """Predict `split` with `model` (local checkpoint when None), then score it; a registry version
     evaluated this way gets `eval.*` tags."""
-    from actionops.pipelines.spine import data_id
-    from actionops.platform import tracking
-
-    predict(ctx, split, model)
-    metrics = evaluate(ctx, split)
-    if model and model.startswith("models:/"):
-        version = tracking.resolve_model_version(model)
-        if version is not None:
-            tracking.set_version_tags(*version, {"eval.split": split, "eval.data": data_id(ctx),
-                                                 **{f"eval.{k}": f"{metrics[k]:.6f}" for k in ("hungarian_accuracy", "nmi", "ari")}})
-    return metrics
+    source = predict(ctx, split, model)["model"]
+    return evaluate(ctx, split, source)
