@@ -30,7 +30,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # Groups whose commands the methods contribute (each method's commands.py, found through the
-# method registry); a method may also add a group of its own (e.g. `embed`).
+# method registry); a method may also add a group of its own (e.g. `analyze`) or a top-level
+# command (group None, e.g. `embed`).
 GROUPS = {
     "train": group("train", "Training on Ray Train workers (GPU when present, DDP across train.num_workers), tracked in MLflow.",
                    "actionops train autoencoder data/or --datatype flow --set autoencoder.epochs=10"),
@@ -46,6 +47,9 @@ def _add_method_commands() -> None:
     from actionops.pipelines.method import method_commands
 
     for group_name, name, function in method_commands():
+        if group_name is None:  # a top-level command (e.g. `actionops embed`)
+            app.command(name)(function)
+            continue
         if group_name not in GROUPS:
             GROUPS[group_name] = group(group_name, f"{group_name} commands of the methods.", f"actionops {group_name} --help")
         GROUPS[group_name].command(name)(function)

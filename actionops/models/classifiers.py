@@ -9,6 +9,7 @@ MLflow pyfunc path).
     x3d_xs              pytorchvideo X3D (XS/S architecture) with an adaptive head pool
     slow_r50            pytorchvideo Slow-only ResNet-50 with an adaptive head pool
     vivit_tiny          our own factorised space-time transformer (spatial then temporal encoder)
+    slowfast_r50        pytorchvideo SlowFast-R50 (exactly 32 frames), adaptive head pools
 
 No builder downloads weights: pretrained weights come from a local file or an MLflow model
 (`load_weights`). `freeze_until(model, "layer2")` freezes every parameter up to a named block.
@@ -26,7 +27,7 @@ from torch import nn
 from actionops.errors import ActionopsError
 from actionops.models.registry import register_model
 
-CLASSIFIERS = ("tsm_resnet18", "r2plus1d_18", "cnn_lstm_resnet18", "x3d_xs", "slow_r50", "vivit_tiny")
+CLASSIFIERS = ("tsm_resnet18", "r2plus1d_18", "cnn_lstm_resnet18", "x3d_xs", "slow_r50", "vivit_tiny", "slowfast_r50")
 
 
 class ClipClassifier(nn.Module):
@@ -285,3 +286,38 @@ def freeze_until(model: nn.Module, block: str) -> int:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- SlowFast
+SLOWFAST_FRAMES = 32  # the fast pathway's 32 frames; the slow one takes every ALPHA-th
+SLOWFAST_ALPHA = 4
+
+
+class SlowFast(ClipClassifier):
+    """pytorchvideo SlowFast-R50: the fast pathway sees all 32 frames, the slow one every 4th."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        fast = clip.transpose(1, 2)  # (B, 3, T, H, W)
+        slow = fast[:, :, ::SLOWFAST_ALPHA]
+        return self.net([slow, fast]).flatten(1)
+
+
+@register_model("slowfast_r50")
+def slowfast_r50(*, num_classes: int, num_frames: int = SLOWFAST_FRAMES, image_size: int = 224,
+                 dropout: float = 0.5) -> ClipClassifier:
+    """pytorchvideo SlowFast-R50 (alpha 4, beta 1/8; 2304-d before the head). Takes exactly 32
+    frames (the fast pathway's length); the head pools are adaptive, so any square size works."""
+    if num_frames != SLOWFAST_FRAMES:
+        raise ActionopsError(f"slowfast_r50 takes exactly {SLOWFAST_FRAMES} frames, not {num_frames}",
+                             f"its slow pathway samples every {SLOWFAST_ALPHA}th of {SLOWFAST_FRAMES} frames and its "
+                             f"lateral connections are built for that: set the frame count to {SLOWFAST_FRAMES}")
+    slowfast = _pytorchvideo("pytorchvideo.models.slowfast")
+    net = slowfast.create_slowfast(model_num_class=num_classes, dropout_rate=dropout, head_activation=None)
+    pools = net.blocks[-2].pool
+    for i in range(len(pools)):
+        pools[i] = nn.AdaptiveAvgPool3d(1)
+    return SlowFast(net)

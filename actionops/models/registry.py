@@ -11,7 +11,8 @@ from actionops.errors import ActionopsError
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
 # Family modules whose import registers builders (kept light: torch only).
-_FAMILIES = ("actionops.models.autoencoder3d", "actionops.models.dec", "actionops.models.classifiers")
+_FAMILIES = ("actionops.models.autoencoder3d", "actionops.models.dec", "actionops.models.classifiers",
+             "actionops.models.embedding")
 
 
 def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -152,8 +152,9 @@ def get_method(name: str) -> Method:
 
 
 # ----------------------------------------------------------------------------- CLI commands
-def command(group: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a function of a method's commands module as `actionops GROUP NAME` (a Typer command:
+def command(group: str | None, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function of a method's commands module as `actionops GROUP NAME` (`actionops NAME` when
+    group is None; a Typer command:
     annotated parameters become options; the docstring is its --help)."""
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:

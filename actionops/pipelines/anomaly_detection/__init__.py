@@ -1,0 +1,1 @@
+"""Embedding analysis and one-action anomaly detection (methods.md §3)."""

@@ -1,0 +1,57 @@
+"""params.yaml sections of embedding analysis and anomaly detection (methods.md §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from actionops.platform.config import config_section
+
+
+@config_section("embed")
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Clip embeddings from a video backbone with its head removed (`actionops embed`)."""
+
+    backbone: str = "r2plus1d_18"  # registry name (random init), a local .pt checkpoint, or models:/NAME@ALIAS
+    num_frames: int = 16  # frames per clip for a named backbone (a trained checkpoint brings its own)
+    size: int = 112  # square input side for a named backbone (a trained checkpoint brings its own)
+    clip_input: Literal["rgb", "rgb_diff"] = "rgb"  # for a named backbone (a trained checkpoint brings its own)
+    clips: int = 4  # clips per video at fixed positions spread over the video
+    per_clip: bool = False  # keep one row per clip (false: one row per video, the clips' mean)
+    augment_copies: int = 0  # extra augmented clips per training-split video (flip, crop, colour); never val/test
+    batch_size: int = 8
+    seed: int = 0  # initialisation of a named (untrained) backbone, and the augmentation draws
+    val_fraction: float = 0.2  # held out per class when the dataset has no val split
+    test_fraction: float = 0.2  # held out per class when the dataset has no splits at all
+
+
+@config_section("anomaly")
+@dataclass(frozen=True)
+class AnomalyConfig:
+    """The one-action detector (`actionops train anomaly`): an MLP autoencoder on the normal
+    action's embeddings, its threshold chosen on the validation split."""
+
+    normal: str | None = None  # the action of interest (a label of the embeddings); required
+    embeddings: str | None = None  # embeddings parquet (default: <out>/embeddings.parquet of the pipeline)
+    hidden: tuple[int, ...] = (256, 128)  # encoder widths, mirrored by the decoder
+    dropout: float = 0.3
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 0.001
+    weight_decay: float = 0.00001
+    threshold: Literal["fpr", "best_f1"] = "fpr"  # fpr: keep target_fpr of normal val videos under it; best_f1 on val
+    target_fpr: float = 0.05
+    knn_k: int = 3  # k of the k-NN distance baseline
+    min_train: int = 2  # fewest normal videos in train (val and test need one each)
+    window_frames: int = 64  # `predict anomaly`: frames per window of a long video (0: whole video)
+    window_stride: int = 32
+    registered_name: str | None = None  # MLflow registered model (default anomaly-<normal>)
+
+    @property
+    def registered_model(self) -> str:
+        import re
+
+        if self.registered_name:
+            return self.registered_name
+        return "anomaly-" + re.sub(r"[^a-z0-9]+", "-", str(self.normal or "action").lower()).strip("-")
