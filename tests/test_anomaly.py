@@ -232,3 +232,39 @@ def test_registered_detector_evaluates_and_predicts_from_the_cli(run_of, ray_loc
     entry = predictions["videos"][str(video)]
     assert entry["anomalous"] == (entry["score"] > predictions["threshold"]) and len(entry["windows"]) == 2
     assert "broken.mp4" in predictions["failed"][0]["path"]
+
+
+@pytest.mark.slow
+def test_end_to_end_mode_trains_the_backbone_after_unfreezing(run_of, ray_local, tmp_path):
+    """anomaly.end_to_end: the backbone is frozen for unfreeze_after epochs, then trained; the
+    detector carries its fine-tuned backbone, embeds the videos with it, and evaluates / predicts
+    from the registry with it."""
+    from actionops.models.embedding import weights_digest
+    from actionops.pipelines.anomaly_detection.embeddings import read_embeddings
+
+    run = run_of(METHOD)
+    emb_path = tmp_path / "embeddings.parquet"
+    result = runner.invoke(app, ["embed", str(run["data"]), "--out", str(emb_path),
+                                 *[a for t in run["method"].tiny for a in ("--set", t)], "--json"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", "anomaly", str(emb_path), "--normal", "work_at_table", "--out", str(tmp_path),
+                                 *[a for t in run["method"].tiny for a in ("--set", t)], "--set", "anomaly.end_to_end=true",
+                                 "--set", "anomaly.unfreeze_after=2", "--set", "anomaly.epochs=4",
+                                 "--set", "anomaly.registered_name=anomaly-e2e", "--json"])
+    assert result.exit_code == 0, result.output
+    history = json.loads((tmp_path / "history_anomaly.json").read_text())
+    assert [h["backbone_trained"] for h in history] == [0.0, 0.0, 1.0, 1.0] and all("val_roc_auc" in h for h in history)
+    state = torch.load(tmp_path / "anomaly.pt", weights_only=True)
+    original = read_embeddings(emb_path).identity
+    assert state["backbone"]["kind"] == "fine-tuned"
+    assert state["backbone"]["weights_digest"] == weights_digest(state["backbone_state"]["model"]) != original["weights_digest"]
+    own = read_embeddings(tmp_path / f"embeddings-ft-{state['backbone']['weights_digest'][:8]}.parquet")
+    assert own.identity["weights_digest"] == state["backbone"]["weights_digest"] and len(own.X) == 40
+    result = runner.invoke(app, ["evaluate", "anomaly", str(emb_path), "--model", "models:/anomaly-e2e@candidate",
+                                 "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["backbone"]["kind"] == "fine-tuned"
+    video = next((run["data"] / "stand_at_head").glob("*.mp4"))
+    result = runner.invoke(app, ["predict", "anomaly", str(video), "--model", "models:/anomaly-e2e@candidate",
+                                 "--out", str(tmp_path / "pred"), "--json"])
+    assert result.exit_code == 0, result.output

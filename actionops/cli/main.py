@@ -46,12 +46,16 @@ GROUPS = {
 def _add_method_commands() -> None:
     from actionops.pipelines.method import method_commands
 
-    for group_name, name, function in method_commands():
+    commands = method_commands()
+    for group_name, name, function in commands:
         if group_name is None:  # a top-level command (e.g. `actionops embed`)
             app.command(name)(function)
             continue
-        if group_name not in GROUPS:
-            GROUPS[group_name] = group(group_name, f"{group_name} commands of the methods.", f"actionops {group_name} --help")
+        if group_name not in GROUPS:  # a group of the methods' own: its help lists its commands
+            members = [(n, f) for g, n, f in commands if g == group_name]
+            lines = "\n".join(f"  {n}: {' '.join((f.__doc__ or '').strip().split(chr(10) * 2)[0].split())}" for n, f in members)
+            GROUPS[group_name] = group(group_name, f"{group_name.capitalize()} commands of the methods:\n\n\b\n{lines}",
+                                       f"actionops {group_name} {members[0][0]} --help")
         GROUPS[group_name].command(name)(function)
 
 

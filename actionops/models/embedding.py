@@ -101,3 +101,36 @@ def embedding_autoencoder(*, dim: int, hidden: Sequence[int] = (256, 128), dropo
     if dim < 1 or not hidden:
         raise ActionopsError(f"embedding_autoencoder needs dim >= 1 and at least one hidden width (got {dim}, {hidden})")
     return EmbeddingAutoencoder(dim, tuple(int(h) for h in hidden), dropout)
+
+
+class ClipAutoencoder(nn.Module):
+    """A headless clip backbone followed by an `EmbeddingAutoencoder` (the end-to-end detector):
+    `errors(clip)` is the anomaly score of clips. `backbone_state()` gives the backbone's weights
+    under the names of the original classifier (its head left as it was)."""
+
+    def __init__(self, backbone_name: str, backbone_args: Mapping[str, Any], hidden: Sequence[int], dropout: float) -> None:
+        super().__init__()
+        from actionops.models.registry import create_model
+
+        backbone = create_model(backbone_name, **dict(backbone_args))
+        dim = embedding_dim(backbone)
+        self.backbone = clip_embedder(backbone)
+        self.autoencoder = EmbeddingAutoencoder(dim, tuple(int(h) for h in hidden), dropout)
+
+    def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.autoencoder(self.backbone(clip))
+
+    def errors(self, clip: torch.Tensor) -> torch.Tensor:
+        recon, target = self(clip)
+        return ((recon - target) ** 2).sum(dim=1)
+
+    @torch.no_grad()
+    def infer(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.errors(inputs["clip"].float())
+
+
+@register_model("clip_autoencoder")
+def clip_autoencoder(*, backbone_name: str, backbone_args: Mapping[str, Any], hidden: Sequence[int] = (256, 128),
+                     dropout: float = 0.3) -> nn.Module:
+    """Backbone (registry name and its arguments, head removed) + embedding autoencoder, trained end to end."""
+    return ClipAutoencoder(backbone_name, backbone_args, hidden, dropout)

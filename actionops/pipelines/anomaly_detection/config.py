@@ -46,6 +46,10 @@ class AnomalyConfig:
     min_train: int = 2  # fewest normal videos in train (val and test need one each)
     window_frames: int = 64  # `predict anomaly`: frames per window of a long video (0: whole video)
     window_stride: int = 32
+    end_to_end: bool = False  # train the backbone too, on clips (one worker): frozen for unfreeze_after epochs
+    unfreeze_after: int = 5
+    backbone_lr: float = 0.00001
+    clips_per_video: int = 4  # end to end: training clips drawn per normal video and epoch
     registered_name: str | None = None  # MLflow registered model (default anomaly-<normal>)
 
     @property

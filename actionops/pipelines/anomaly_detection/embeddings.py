@@ -11,7 +11,7 @@ the headless backbone once (on a GPU when the cluster has GPUs) and decoding its
 View -1 is the plain video (clips at fixed positions); views 0.. are augmented copies of
 training-split videos (random positions, crop, flip, colour), never of val/test videos.
 
-The parquet holds video_id, path, label, split, view, clip (-1: the mean of the video's clips),
+The parquet holds video_id, path, label, split, frames, view, clip (-1: the mean of the video's clips),
 clip_start, clip_end, vector; its schema metadata `actionops.embeddings` holds the backbone's
 identity (name, source, resolved version, weights digest, frames, size, input kind, dim) and how
 the file was made.
@@ -33,7 +33,7 @@ import numpy as np
 from actionops.errors import ActionopsError, DataError
 
 META_KEY = b"actionops.embeddings"
-COLUMNS = ("video_id", "path", "label", "split", "view", "clip", "clip_start", "clip_end", "vector")
+COLUMNS = ("video_id", "path", "label", "split", "frames", "view", "clip", "clip_start", "clip_end", "vector")
 
 
 # ----------------------------------------------------------------------------- backbone
@@ -247,7 +247,7 @@ def average_views(rows: list[dict]) -> list[dict]:
     out = []
     for (_, view), members in groups.items():
         first = members[0]
-        out.append({**{k: first[k] for k in ("video_id", "path", "label", "split")}, "view": view, "clip": -1,
+        out.append({**{k: first[k] for k in ("video_id", "path", "label", "split", "frames")}, "view": view, "clip": -1,
                     "clip_start": min(int(m["clip_start"]) for m in members),
                     "clip_end": max(int(m["clip_end"]) for m in members),
                     "vector": np.mean([np.asarray(m["vector"], np.float32) for m in members], axis=0)})
@@ -266,6 +266,7 @@ def write_embeddings(path: Path, rows: list[dict], meta: dict) -> Path:
         "path": pa.array([str(r["path"]) for r in rows], pa.string()),
         "label": pa.array([str(r["label"]) for r in rows], pa.string()),
         "split": pa.array([str(r["split"]) for r in rows], pa.string()),
+        "frames": pa.array([int(r.get("frames", 0)) for r in rows], pa.int64()),
         "view": pa.array([int(r["view"]) for r in rows], pa.int32()),
         "clip": pa.array([int(r["clip"]) for r in rows], pa.int32()),
         "clip_start": pa.array([int(r["clip_start"]) for r in rows], pa.int64()),
@@ -366,3 +367,31 @@ def embed_dataset(ctx: Any, out_path: Path, *, split: str | None = None, per_cli
     for item in failed:
         ctx.say(f"[yellow]warning:[/] skipped {item['path']}: {item['reason']}")
     return EmbedResult(path, len(out_rows), len(good), failed, identity, seconds, len(embedded) / max(seconds, 1e-9))
+
+
+def reembed(emb: Embeddings, backbone: tuple[dict, dict], out_path: Path, *, clips: int, per_clip: bool, seed: int,
+            batch_size: int, augment_copies: int = 0) -> Embeddings:
+    """The videos of an embeddings file (same ids, labels and splits) embedded again with another
+    backbone (e.g. one fine-tuned by the end-to-end detector) into `out_path`."""
+    state, identity = backbone
+    videos: dict[str, dict] = {}
+    for i, vid in enumerate(emb.video_id):
+        if vid not in videos:
+            row = emb.frame.iloc[i]
+            frames = int(row["frames"]) if "frames" in emb.frame and int(row["frames"]) > 0 else 0
+            videos[vid] = {"video_id": vid, "path": str(row["path"]), "label": str(emb.label[i]),
+                           "split": str(emb.split[i]), "frames": frames}
+    missing = [v for v in videos.values() if not v["frames"]]
+    if missing:
+        from actionops.platform.data import probe_videos
+
+        counts = {p["path"]: int(p["frames"]) for p in probe_videos([v["path"] for v in missing])}
+        for v in missing:
+            v["frames"] = counts.get(v["path"], 0)
+    rows = [v for v in videos.values() if v["frames"] > 0]
+    embedded, failed = drop_failed(embed_items(rows, state, identity, clips=clips, augment_copies=augment_copies,
+                                               seed=seed, batch_size=batch_size))
+    meta = {**emb.meta, "backbone": identity, "clips": clips, "per_clip": per_clip, "augment_copies": augment_copies,
+            "reembedded_from": str(emb.path), "failed": failed}
+    write_embeddings(out_path, embedded if per_clip else average_views(embedded), meta)
+    return read_embeddings(out_path)

@@ -77,3 +77,92 @@ def autoencoder_loop(config: dict) -> None:
         metrics["best_epoch"] = best["best_epoch"]
         ctx.end_epoch(epoch, metrics, {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), **best})
 
+
+
+def clip_autoencoder_loop(config: dict) -> None:
+    """End-to-end mode: backbone + autoencoder trained on clips of the normal action's training
+    videos (drawn, augmented, seeded per (seed, epoch, slot) as the classifier's). The backbone is
+    frozen for `anomaly.unfreeze_after` epochs, then trained at `anomaly.backbone_lr` with its
+    BatchNorm statistics kept and the autoencoder's input standardisation frozen, so the target
+    cannot drift with the backbone. Validation scores the val videos' clips each epoch."""
+    import ray.train
+    import torch
+
+    from actionops.models import create_model
+    from actionops.pipelines.clip_classification.data import epoch_dataset
+    from actionops.platform.train import load_checkpoint, unwrap, worker_context
+
+    c = config["anomaly"]
+    ctx = worker_context(config)
+    torch.manual_seed(ctx.seed)
+    model = create_model("clip_autoencoder", **config["model_args"])
+    state = load_checkpoint()
+    if state:
+        model.load_state_dict(state["model"])
+    else:
+        missing, _ = model.backbone.load_state_dict(config["backbone_weights"], strict=False)
+        assert not missing, f"backbone weights lack {missing[:3]}"
+    model = ctx.prepare(model)
+    net = unwrap(model)
+    optimizer = torch.optim.Adam([{"params": list(net.autoencoder.parameters()), "lr": c.lr},
+                                  {"params": list(net.backbone.parameters()), "lr": 0.0}], weight_decay=c.weight_decay)
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+    val = ray.train.get_dataset_shard("val")
+    best = {k: state[k] for k in ("best_model", "best_score", "best_loss", "best_epoch")} if state else \
+        {"best_model": None, "best_score": -math.inf, "best_loss": math.inf, "best_epoch": 0}
+    for epoch in ctx.epochs(state["epoch"] if state else 0, c.epochs):
+        unfrozen = epoch >= c.unfreeze_after
+        for p in net.backbone.parameters():
+            p.requires_grad_(unfrozen)
+        optimizer.param_groups[1]["lr"] = c.backbone_lr if unfrozen else 0.0
+        model.train()
+        net.backbone.eval()  # BatchNorm statistics of the backbone stay as trained
+        if unfrozen:
+            net.autoencoder.norm.eval()  # the target's standardisation is fixed once the backbone moves
+        total, count = 0.0, 0
+        for batch in epoch_dataset(config["draws"], epoch, ctx.rank, ctx.world_size).iter_batches(
+                batch_size=c.batch_size, batch_format="numpy"):
+            x = torch.from_numpy(np.asarray(batch["clip"])).to(ctx.device)
+            if len(x) < 2:
+                continue
+            with ctx.autocast():
+                recon, target = model(x)
+            loss = ((recon.float() - target.float()) ** 2).sum(dim=1).mean()
+            ctx.step(loss, optimizer, [p for p in model.parameters() if p.requires_grad], clip=1.0)
+            total += float(loss) * len(x)
+            count += len(x)
+        metrics = {"train_loss": total / max(count, 1), "backbone_trained": float(unfrozen),
+                   **_clip_val_metrics(net, val, c.batch_size, ctx.device)}
+        score = metrics.get("val_roc_auc", 0.0)
+        loss = metrics["val_loss"] if not math.isnan(metrics["val_loss"]) else metrics["train_loss"]
+        if score > best["best_score"] or (score == best["best_score"] and loss < best["best_loss"]):
+            best = {"best_model": copy.deepcopy(net.state_dict()), "best_score": score, "best_loss": loss,
+                    "best_epoch": epoch + 1}
+        metrics["best_epoch"] = best["best_epoch"]
+        ctx.end_epoch(epoch, metrics, {"model": net.state_dict(), "optimizer": optimizer.state_dict(), **best})
+
+
+def _clip_val_metrics(net, val, batch_size: int, device) -> dict:
+    """Per-video mean clip error of the val videos: val_loss (normal) and val_roc_auc."""
+    import torch
+
+    net.eval()
+    errors: dict[str, list[float]] = {}
+    anomalous: dict[str, int] = {}
+    with torch.no_grad():
+        for batch in val.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            e = net.errors(torch.from_numpy(np.asarray(batch["clip"])).to(device)).float().cpu().numpy()
+            for vid, a, value in zip(batch["video_id"], batch["anomalous"], e):
+                errors.setdefault(str(vid), []).append(float(value))
+                anomalous[str(vid)] = int(a)
+    net.train()
+    ids = sorted(errors)
+    scores = np.array([np.mean(errors[v]) for v in ids])
+    labels = np.array([anomalous[v] for v in ids])
+    out = {"val_loss": float(scores[labels == 0].mean()) if (labels == 0).any() else math.nan}
+    if (labels == 0).any() and (labels == 1).any():
+        from sklearn.metrics import roc_auc_score
+
+        out["val_roc_auc"] = float(roc_auc_score(labels, scores))
+    return out

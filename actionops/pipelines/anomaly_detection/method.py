@@ -70,7 +70,7 @@ METHOD = register_method(Method(
     learning=(("history_anomaly.json", "train_loss", 0.3),),
     words=("anomaly",),
     tiny=("embed.backbone=tsm_resnet18", "embed.num_frames=4", "embed.size=32", "embed.clips=2",
-          "embed.clip_input=rgb_diff", "anomaly.normal=work_at_table", "anomaly.hidden=[64,16]", "anomaly.epochs=12",
+          "embed.clip_input=rgb_diff", "embed.per_clip=false", "anomaly.normal=work_at_table", "anomaly.hidden=[64,16]", "anomaly.epochs=12",
           "anomaly.batch_size=4", "anomaly.lr=0.005"),
     commands="actionops.pipelines.anomaly_detection.commands",
 ))

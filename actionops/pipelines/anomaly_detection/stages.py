@@ -147,54 +147,78 @@ def _val_threshold(emb: Any, normal_label: str, scores: np.ndarray, c: Any) -> t
 
 
 # ----------------------------------------------------------------------------- stage: train
+def finetuned_embeddings_path(ctx: Context, digest: str) -> Path:
+    """Where the end-to-end detector's own embeddings (its fine-tuned backbone) are kept."""
+    return Path(ctx.out) / f"embeddings-ft-{digest[:8]}.parquet"
+
+
+def detector_state(emb: Any, ae_state: dict, args: dict, labels: list[str], c: Any, fit: dict) -> dict:
+    """The detector checkpoint for autoencoder weights on embeddings `emb`: threshold chosen on
+    the validation split, baseline scorers (fitted on the normal training rows) and theirs."""
+    import torch
+
+    from actionops.pipelines.anomaly_detection.scoring import BASELINES, baseline_scores
+
+    detector = {"model_name": "embedding_autoencoder", "model_args": args, "model": ae_state}
+    threshold, rule = _val_threshold(emb, c.normal, autoencoder_scores(detector, emb.X), c)
+    base = baseline_scores(fit, emb.X)
+    thresholds = {name: _val_threshold(emb, c.normal, base[name], c)[0] for name in BASELINES}
+    return {**detector, "normal": c.normal, "labels": labels, "threshold": threshold, "threshold_rule": rule,
+            "target_fpr": float(c.target_fpr), "backbone": dict(emb.identity),
+            "embedding": {k: emb.meta.get(k) for k in ("clips", "per_clip", "augment_copies", "seed")},
+            "baselines": {"mean": torch.from_numpy(fit["mean"]), "precision": torch.from_numpy(fit["precision"]),
+                          "train": torch.from_numpy(fit["train"]), "knn_k": fit["knn_k"], "thresholds": thresholds}}
+
+
 def train_anomaly(ctx: Context, *, parent_run_id: str | None = None, register: bool = True,
                   callbacks: list | None = None, run_name: str | None = None) -> dict:
     """Train the embedding autoencoder on the normal action's training embeddings (Ray Train),
     pick its threshold on the validation split, fit the baseline scorers; write anomaly.pt and
-    register it as anomaly-<action> with alias candidate."""
+    register it as anomaly-<action> with alias candidate. With anomaly.end_to_end the backbone is
+    trained too, on clips (see `loops.clip_autoencoder_loop`)."""
     import torch
 
     from actionops.models import create_model
     from actionops.pipelines.anomaly_detection.loops import autoencoder_loop
-    from actionops.pipelines.anomaly_detection.scoring import BASELINES, baseline_scores, fit_baselines
+    from actionops.pipelines.anomaly_detection.scoring import fit_baselines
     from actionops.pipelines.spine import train_stage
 
-    cfg, c = ctx.cfg, ctx.cfg.anomaly
+    c = ctx.cfg.anomaly
     data = detector_data(ctx)
     emb = data["emb"]
     args = {"dim": int(emb.X.shape[1]), "hidden": [int(h) for h in c.hidden], "dropout": float(c.dropout)}
     create_model("embedding_autoencoder", **args)  # bad widths fail here, on the driver
     ctx.say(f"anomaly detector for {c.normal!r}: {len(data['x_train'])} training rows "
             f"({data['counts']['train']} videos), {len(data['x_val'])} normal / {len(data['x_val_other'])} other "
-            f"validation rows, {args['dim']}-d embeddings of {emb.identity.get('backbone', '?')}")
-    fit = fit_baselines(data["x_train"], c.knn_k)
-    loop_config = {"anomaly": c, "model_name": "embedding_autoencoder", "model_args": args,
-                   "x_train": data["x_train"], "x_val": data["x_val"], "x_val_other": data["x_val_other"]}
+            f"validation rows, {args['dim']}-d embeddings of {emb.identity.get('backbone', '?')}"
+            + (f"; end to end (backbone trained after epoch {c.unfreeze_after})" if c.end_to_end else ""))
+    datasets: dict = {}
+    if c.end_to_end:
+        loop, loop_config, keep_e2e, datasets = end_to_end_setup(ctx, data, args)
+    else:
+        fit = fit_baselines(data["x_train"], c.knn_k)
+        loop = autoencoder_loop
+        loop_config = {"anomaly": c, "model_name": "embedding_autoencoder", "model_args": args,
+                       "x_train": data["x_train"], "x_val": data["x_val"], "x_val_other": data["x_val_other"]}
 
     def keep(state: dict) -> dict:
         best = state["best_model"] if state.get("best_model") is not None else state["model"]
-        detector = {"model_name": "embedding_autoencoder", "model_args": args, "model": best}
-        threshold, rule = _val_threshold(emb, c.normal, autoencoder_scores(detector, emb.X), c)
-        base = baseline_scores(fit, emb.X)
-        thresholds = {name: _val_threshold(emb, c.normal, base[name], c)[0] for name in BASELINES}
-        return {**detector, "normal": c.normal, "labels": data["labels"], "threshold": threshold, "threshold_rule": rule,
-                "target_fpr": float(c.target_fpr), "backbone": dict(emb.identity),
-                "embedding": {k: emb.meta.get(k) for k in ("clips", "per_clip", "augment_copies", "seed")},
-                "baselines": {"mean": torch.from_numpy(fit["mean"]), "precision": torch.from_numpy(fit["precision"]),
-                              "train": torch.from_numpy(fit["train"]), "knn_k": fit["knn_k"], "thresholds": thresholds},
-                "epoch": state["epoch"], "best_epoch": state["best_epoch"]}
+        out = keep_e2e(best) if c.end_to_end else detector_state(emb, best, args, data["labels"], c, fit)
+        return {**out, "epoch": state["epoch"], "best_epoch": state["best_epoch"]}
 
     def finish(result: Any, state: dict) -> dict:
-        return {"normal": c.normal, "best_epoch": state["best_epoch"], "train_rows": len(data["x_train"])}
+        return {"normal": c.normal, "best_epoch": state["best_epoch"], "train_rows": len(data["x_train"]),
+                "end_to_end": bool(c.end_to_end)}
 
     def register_best(path: Path, tags: dict) -> str | None:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         return register_anomaly(ctx, path, {**tags, "normal": c.normal, "threshold": f"{saved['threshold']:.6f}",
                                             "backbone": saved["backbone"].get("resolved", "?"),
-                                            "backbone_digest": saved["backbone"].get("weights_digest", "?")})
+                                            "backbone_digest": saved["backbone"].get("weights_digest", "?"),
+                                            "end_to_end": str(bool(c.end_to_end)).lower()})
 
     return train_stage(
-        ctx, _method(), loop=autoencoder_loop, loop_config=loop_config, name=run_name or f"anomaly-{c.normal}-{Path(ctx.out).name}",
+        ctx, _method(), loop=loop, loop_config=loop_config, name=run_name or f"anomaly-{c.normal}-{Path(ctx.out).name}",
         run_name=run_name or f"train-anomaly-{c.normal}", checkpoint_file=CHECKPOINT, checkpoint=keep,
         history_file="history_anomaly.json",
         curves={"loss_curves.png": (f"autoencoder ({c.normal}) loss", ("train_loss", "val_loss")),
@@ -202,8 +226,74 @@ def train_anomaly(ctx: Context, *, parent_run_id: str | None = None, register: b
         tags={"actionops.stage": "train_anomaly", "actionops.normal": c.normal},
         params={"embedding_dim": args["dim"], "backbone": emb.identity.get("resolved", "?"),
                 "backbone_digest": emb.identity.get("weights_digest", "?")},
+        datasets=datasets, datasets_to_split=[], streams_data=bool(c.end_to_end),
         finish=finish, register=register_best if register else None,
         version_tags={"model": "embedding_autoencoder"}, parent_run_id=parent_run_id, callbacks=callbacks)
+
+
+def end_to_end_setup(ctx: Context, data: dict, args: dict):
+    """(loop, loop config, keep(best weights) -> detector checkpoint, datasets) of the end-to-end
+    mode: training clips drawn from the normal action's training videos, validation clips of every
+    val video (decoded once), the backbone the embeddings came from as the starting point."""
+    from types import SimpleNamespace
+
+    from actionops.models.checkpoint import build_from_checkpoint
+    from actionops.models.embedding import clip_embedder, weights_digest
+    from actionops.pipelines.anomaly_detection.embeddings import clip_maker, reembed
+    from actionops.pipelines.anomaly_detection.loops import clip_autoencoder_loop
+    from actionops.pipelines.anomaly_detection.scoring import fit_baselines
+    from actionops.pipelines.clip_classification.data import draw_spec
+    from actionops.platform.data import _from_items
+
+    cfg, c, emb = ctx.cfg, ctx.cfg.anomaly, data["emb"]
+    if cfg.train.num_workers > 1:
+        raise ConfigError("anomaly.end_to_end trains on one worker (train.num_workers=1)",
+                          "the backbone is frozen, then trained: DDP would need every parameter in every step")
+    backbone, ident = backbone_of({"backbone": emb.identity, "embedding": {"seed": emb.meta.get("seed")}})
+    clips = int(emb.meta.get("clips") or cfg.embed.clips)
+    videos: dict[str, dict] = {}
+    for i, vid in enumerate(emb.video_id):
+        row = emb.frame.iloc[i]
+        videos.setdefault(vid, {"video_id": vid, "path": str(row["path"]), "label": str(emb.label[i]),
+                                "split": str(emb.split[i]), "frames": int(row.get("frames", 0) or 0)})
+    if any(v["frames"] <= 0 for v in videos.values()):
+        raise DataError(f"{emb.path} records no frame counts", "embed the dataset again with this version of `actionops embed`")
+    train = [v for v in videos.values() if v["label"] == c.normal and v["split"] == "train"]
+    recipe = SimpleNamespace(balance_tau=0.0, clips_per_video=c.clips_per_video, num_frames=ident["num_frames"],
+                             size=ident["size"], augment=True, clip_input=ident["clip_input"])
+    draws = draw_spec(train, [c.normal], recipe, cfg.train.seed)
+    make = clip_maker(ident, clips, int(emb.meta.get("seed") or 0))
+    val_items = [{"video_id": v["video_id"], "path": v["path"], "frames": v["frames"], "view": -1, "clip": k,
+                  "start": -1, "end": -1, "anomalous": int(v["label"] != c.normal)}
+                 for v in videos.values() if v["split"] == "val" and v["label"] for k in range(clips)]
+
+    def decode(item: dict) -> dict:
+        return {"clip": make(item)[0], "anomalous": item["anomalous"], "video_id": item["video_id"]}
+
+    val = _from_items(val_items, ordered=True, rows_per_block=8).map(decode).materialize()
+    headless = clip_embedder(build_from_checkpoint(backbone)).state_dict()
+    model_args = {"backbone_name": backbone["model_name"], "backbone_args": dict(backbone["model_args"]),
+                  "hidden": args["hidden"], "dropout": args["dropout"]}
+    loop_config = {"anomaly": c, "model_args": model_args, "backbone_weights": headless, "draws": draws}
+
+    def keep(best: dict) -> dict:
+        ae = {k[len("autoencoder."):]: v for k, v in best.items() if k.startswith("autoencoder.")}
+        tuned = {k[len("backbone."):]: v for k, v in best.items() if k.startswith("backbone.")}
+        merged = {**backbone["model"], **tuned}
+        state = {"model_name": backbone["model_name"], "model_args": backbone["model_args"], "model": merged,
+                 "clip_input": ident["clip_input"]}
+        digest = weights_digest(merged)
+        tuned_ident = {**ident, "kind": "fine-tuned", "source": f"{CHECKPOINT} (end to end)",
+                       "resolved": f"fine-tuned end to end from {ident['resolved']}", "weights_digest": digest}
+        ctx.say(f"embedding the videos again with the fine-tuned backbone ({digest})")
+        own = reembed(emb, (state, tuned_ident), finetuned_embeddings_path(ctx, digest), clips=clips,
+                      per_clip=bool(emb.meta.get("per_clip")), seed=int(emb.meta.get("seed") or 0),
+                      batch_size=cfg.embed.batch_size)
+        train_rows = (own.label == c.normal) & (own.split == "train")
+        out = detector_state(own, ae, args, data["labels"], c, fit_baselines(own.X[train_rows], c.knn_k))
+        return {**out, "backbone_state": state, "end_to_end": True}
+
+    return clip_autoencoder_loop, loop_config, keep, {"val": val}
 
 
 def register_anomaly(ctx: Context, checkpoint: Path, version_tags: dict) -> str | None:
@@ -266,7 +356,20 @@ def detector_embeddings(ctx: Context, state: dict) -> Path:
     (a registered detector evaluated on a dataset in a fresh output folder)."""
     from actionops.pipelines.anomaly_detection.embeddings import embed_dataset
 
+    from actionops.pipelines.anomaly_detection.embeddings import read_embeddings, reembed
+
     path = embeddings_path(ctx)
+    if state.get("backbone_state") is not None:  # end to end: the videos as its own backbone sees them
+        own = finetuned_embeddings_path(ctx, state["backbone"]["weights_digest"])
+        if not own.is_file():
+            if not path.is_file():
+                raise DataError(f"no embeddings at {path} to embed again with the detector's fine-tuned backbone",
+                                "pass the embeddings file the detector was trained from (anomaly.embeddings)")
+            recipe = state.get("embedding") or {}
+            reembed(read_embeddings(path), backbone_of(state), own, clips=int(recipe.get("clips") or ctx.cfg.embed.clips),
+                    per_clip=bool(recipe.get("per_clip")), seed=int(recipe.get("seed") or 0),
+                    batch_size=ctx.cfg.embed.batch_size)
+        return own
     if path.is_file() or ctx.cfg.anomaly.embeddings:
         return path
     recipe = state.get("embedding") or {}
@@ -374,6 +477,8 @@ def backbone_of(state: dict) -> tuple[dict, dict]:
     from actionops.pipelines.anomaly_detection.embeddings import resolve_backbone
 
     ident = state.get("backbone") or {}
+    if state.get("backbone_state") is not None:  # fine-tuned end to end: the detector carries its backbone
+        return state["backbone_state"], ident
     if not ident:
         raise ActionopsError("the detector records no backbone", "retrain it from an embeddings file written by `actionops embed`")
     source = ident["source"] if ident.get("kind") == "random-init" else ident["resolved"]
@@ -388,8 +493,8 @@ def backbone_of(state: dict) -> tuple[dict, dict]:
 
 
 def predict_anomaly(cfg: Any, inputs: Sequence[Path], out: Path, model: str | None, console: Any = None) -> dict:
-    """Score videos: per video (the mean of embed.clips clip embeddings, as the detector was
-    trained) and per window (anomaly.window_frames / window_stride, one clip each) -> score and
+    """Score videos: per video as in evaluation (the error of the mean of its clips' embeddings, or
+    the mean of its clips' errors for a detector trained per clip) and per window (anomaly.window_frames / window_stride, one clip each) -> score and
     flag; predictions.json and predictions.csv in `out`. Unreadable videos are listed."""
     from actionops.pipelines.anomaly_detection.embeddings import drop_failed, embed_items
     from actionops.platform.data import probe_videos
@@ -431,7 +536,12 @@ def predict_anomaly(cfg: Any, inputs: Sequence[Path], out: Path, model: str | No
         by_video.setdefault(r["path"], []).append(np.asarray(r["vector"], np.float32))
     videos = sorted(by_video)
     threshold = float(state["threshold"])
-    scores = autoencoder_scores(state, np.stack([np.mean(by_video[v], axis=0) for v in videos])) if videos else np.zeros(0)
+    if not videos:
+        scores = np.zeros(0)
+    elif (state.get("embedding") or {}).get("per_clip"):  # trained on clips: a video scores the mean of its clips' errors
+        scores = np.array([autoencoder_scores(state, np.stack(by_video[v])).mean() for v in videos])
+    else:  # trained on per-video means: a video scores its mean embedding
+        scores = autoencoder_scores(state, np.stack([np.mean(by_video[v], axis=0) for v in videos]))
     window_rows.sort(key=lambda r: (r["path"], int(r["start"])))
     window_scores = autoencoder_scores(state, np.stack([np.asarray(r["vector"], np.float32) for r in window_rows])) \
         if window_rows else np.zeros(0)
