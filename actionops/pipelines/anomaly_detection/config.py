@@ -17,8 +17,8 @@ class EmbedConfig:
     num_frames: int = 16  # frames per clip for a named backbone (a trained checkpoint brings its own)
     size: int = 112  # square input side for a named backbone (a trained checkpoint brings its own)
     clip_input: Literal["rgb", "rgb_diff"] = "rgb"  # for a named backbone (a trained checkpoint brings its own)
-    clips: int = 4  # clips per video at fixed positions spread over the video
-    per_clip: bool = False  # keep one row per clip (false: one row per video, the clips' mean)
+    clips: int = 8  # clips per video at fixed positions spread over the video
+    per_clip: bool = True  # keep one row per clip (false: one row per video, the clips' mean)
     augment_copies: int = 0  # extra augmented clips per training-split video (flip, crop, colour); never val/test
     batch_size: int = 8
     seed: int = 0  # initialisation of a named (untrained) backbone, and the augmentation draws
