@@ -28,7 +28,10 @@ def spec(backbone: str, frames: int = 4, size: int = 32, clip_input: str = "rgb"
     return SimpleNamespace(backbone=backbone, num_frames=frames, size=size, clip_input=clip_input, seed=seed)
 
 
-@pytest.mark.parametrize("name", sorted(DIMS))
+HEAVY = {"r2plus1d_18", "slow_r50", "slowfast_r50", "cnn_lstm_resnet18"}  # seconds each on 2 cores: `make test-all`
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in sorted(DIMS)])
 def test_every_backbone_embeds_a_clip_to_its_width_deterministically(name):
     from actionops.models.checkpoint import build_from_checkpoint
     from actionops.models.embedding import clip_embedder
@@ -84,6 +87,7 @@ def test_embeddings_file_round_trips_with_the_backbone_identity(run_of):
     assert back.meta == emb.meta and list(back.label) == list(emb.label)
 
 
+@pytest.mark.slow
 def test_per_clip_embeddings_and_split_from_the_cli(run_of, ray_local, tmp_path):
     from actionops.pipelines.anomaly_detection.embeddings import read_embeddings
 

@@ -51,10 +51,16 @@ def resolve_backbone(e: Any) -> tuple[dict, dict]:
     check_local_weights(source)
     resolved = source
     if source.startswith(("models:/", "runs:/")):
-        version = resolve_model_version(source)
-        if version is not None:
-            resolved = f"models:/{version[0]}/{version[1]}"
-        state = load_checkpoint_state(resolved)
+        try:
+            version = resolve_model_version(source)
+            if version is not None:
+                resolved = f"models:/{version[0]}/{version[1]}"
+            state = load_checkpoint_state(resolved)
+        except ActionopsError as exc:
+            raise ActionopsError(f"backbone {source}: {exc.message}",
+                                 "train one on your own videos (`actionops train classifier DATASET`, then `actionops "
+                                 "registry promote clip-classifier`), pass a .pt checkpoint, or --backbone NAME for an "
+                                 "untrained architecture (much weaker, see README)") from None
         kind = "registered"
     elif source.endswith((".pt", ".pth")) or Path(source).exists():
         state = load_checkpoint(source, "pass a .pt checkpoint written by an actionops training stage, a model name, "
@@ -201,23 +207,26 @@ def labelled_rows(ctx: Any, split: str | None) -> list[dict]:
 
 
 def embed_items(rows: list[dict], state: dict, identity: dict, *, clips: int, augment_copies: int, seed: int,
-                batch_size: int, actors: int | None = None) -> list[dict]:
-    """Embed every (video, view, clip) of `rows` on a Ray Data actor pool: rows with a `vector`."""
+                batch_size: int, actors: int | None = None, window_clips: int = 1) -> list[dict]:
+    """Embed every (video, view, clip) of `rows` on a Ray Data actor pool: rows with a `vector`.
+    Rows with `start` >= 0 are windows [start, end) of a video: `window_clips` clip(s) each."""
     import ray
 
     from actionops.platform.data import _from_items
 
     items = []
     for r in rows:
-        views = [-1] + (list(range(augment_copies)) if r["split"] == "train" else [])
+        window = int(r.get("start", -1)) >= 0
+        views = [-1] + (list(range(augment_copies)) if r["split"] == "train" and not window else [])
         for view in views:
-            for k in range(clips):
+            for k in range(window_clips if window else clips):
                 items.append({"video_id": str(r["video_id"]), "path": str(r["path"]), "frames": int(r["frames"]),
                               "label": str(r.get("label") or ""), "split": str(r["split"]), "view": view, "clip": k,
                               "start": int(r.get("start", -1)), "end": int(r.get("end", -1))})
     gpus = float(ray.cluster_resources().get("GPU", 0))
     cpus = int(ray.available_resources().get("CPU", os.cpu_count() or 1)) or 1
-    actors = actors or (max(1, int(gpus)) if gpus else max(1, min(2, cpus)))
+    # one actor per GPU; on CPU up to 2, one per 64 clips (each actor's start-up costs seconds)
+    actors = actors or (max(1, int(gpus)) if gpus else max(1, min(2, cpus, -(-len(items) // 64))))
     threads = max(1, (os.cpu_count() or 1) // actors)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

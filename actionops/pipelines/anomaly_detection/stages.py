@@ -526,11 +526,13 @@ def predict_anomaly(cfg: Any, inputs: Sequence[Path], out: Path, model: str | No
         for start, end in window_spans(int(p["frames"]), c.window_frames, c.window_stride, cover_end=True):
             windows.append({"video_id": f"{p['path']}#{start}", "path": p["path"], "frames": int(p["frames"]),
                             "split": "predict", "start": start, "end": end})
-    embedded = embed_items(rows, backbone, ident, clips=clips, augment_copies=0, seed=0, batch_size=cfg.embed.batch_size)
-    embedded, more_failed = drop_failed(embedded)
+    # one job (one actor pool) for the videos' clips and the windows' clips; a window item has start >= 0
+    items = rows + [{**w, "clip": 0} for w in windows]
+    embedded_all = embed_items(items, backbone, ident, clips=clips, augment_copies=0, seed=0,
+                               batch_size=cfg.embed.batch_size, window_clips=1)
+    embedded, more_failed = drop_failed([r for r in embedded_all if int(r["start"]) < 0])
     failed += more_failed
-    window_rows, window_failed = drop_failed(embed_items(windows, backbone, ident, clips=1, augment_copies=0, seed=0,
-                                                         batch_size=cfg.embed.batch_size))
+    window_rows, _ = drop_failed([r for r in embedded_all if int(r["start"]) >= 0])
     by_video: dict[str, list[np.ndarray]] = {}
     for r in embedded:
         by_video.setdefault(r["path"], []).append(np.asarray(r["vector"], np.float32))
