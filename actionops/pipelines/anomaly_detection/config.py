@@ -13,10 +13,13 @@ from actionops.platform.config import config_section
 class EmbedConfig:
     """Clip embeddings from a video backbone with its head removed (`actionops embed`)."""
 
-    backbone: str = "r2plus1d_18"  # registry name (random init), a local .pt checkpoint, or models:/NAME@ALIAS
-    num_frames: int = 16  # frames per clip for a named backbone (a trained checkpoint brings its own)
+    # registry name (random init), a local .pt checkpoint, or models:/NAME@ALIAS. Default: an untrained
+    # TSM-18 on frame differences, which works with no trained model (README: anomaly benchmark); a
+    # backbone trained by `train classifier` on your videos separates the actions far better
+    backbone: str = "tsm_resnet18"
+    num_frames: int = 8  # frames per clip for a named backbone (a trained checkpoint brings its own)
     size: int = 112  # square input side for a named backbone (a trained checkpoint brings its own)
-    clip_input: Literal["rgb", "rgb_diff"] = "rgb"  # for a named backbone (a trained checkpoint brings its own)
+    clip_input: Literal["rgb", "rgb_diff"] = "rgb_diff"  # for a named backbone (a trained checkpoint brings its own)
     clips: int = 8  # clips per video at fixed positions spread over the video
     per_clip: bool = True  # keep one row per clip (false: one row per video, the clips' mean)
     augment_copies: int = 0  # extra augmented clips per training-split video (flip, crop, colour); never val/test
