@@ -13,10 +13,10 @@ from actionops.platform.config import config_section
 class EmbedConfig:
     """Clip embeddings from a video backbone with its head removed (`actionops embed`)."""
 
-    # registry name (random init), a local .pt checkpoint, or models:/NAME@ALIAS. Default: an untrained
-    # TSM-18 on frame differences, which works with no trained model (README: anomaly benchmark); a
-    # backbone trained by `train classifier` on your videos separates the actions far better
-    backbone: str = "tsm_resnet18"
+    # a local .pt checkpoint, models:/NAME@ALIAS, or a registry name (random init). Default: the champion
+    # classifier (train it on your own videos first): on held-out Weizmann performers it gives mean
+    # ROC-AUC 1.000 where the same architecture untrained gives 0.940 (README: anomaly benchmark)
+    backbone: str = "models:/clip-classifier@champion"
     num_frames: int = 8  # frames per clip for a named backbone (a trained checkpoint brings its own)
     size: int = 112  # square input side for a named backbone (a trained checkpoint brings its own)
     clip_input: Literal["rgb", "rgb_diff"] = "rgb_diff"  # for a named backbone (a trained checkpoint brings its own)
