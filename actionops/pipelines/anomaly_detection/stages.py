@@ -427,7 +427,7 @@ def evaluate_anomaly(ctx: Context, model: str | None = None, split: str = "test"
                 **{f"{split}_{name}_roc_auc": b["roc_auc"] for name, b in baselines.items()}}
     figures = {"figures/error_hist.png": error_histogram(scored["autoencoder"], labels, threshold, normal, log=False),
                "figures/error_hist_log.png": error_histogram(scored["autoencoder"], labels, threshold, normal, log=True),
-               "figures/confusion_matrix.png": confusion_matrix_figure(
+               "figures/anomaly_confusion_matrix.png": confusion_matrix_figure(
                    vs_all["confusion_matrix"], [normal, "other"], [normal, "other"], f"{split}: true x flagged", "flagged")}
     rows = io.StringIO()
     writer = csv.writer(rows)
