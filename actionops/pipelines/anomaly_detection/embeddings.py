@@ -44,7 +44,7 @@ def resolve_backbone(e: Any) -> tuple[dict, dict]:
     from actionops.models.checkpoint import load_checkpoint
     from actionops.models.classifiers import check_local_weights
     from actionops.models.embedding import embedding_dim, weights_digest
-    from actionops.models.registry import create_model, list_models, model_spec
+    from actionops.models.registry import create_model, model_spec
     from actionops.platform.tracking import load_checkpoint_state, resolve_model_version
 
     source = str(e.backbone)
@@ -68,8 +68,7 @@ def resolve_backbone(e: Any) -> tuple[dict, dict]:
         kind = "file"
         resolved = str(Path(source).resolve())
     else:
-        if source not in list_models() or source in ("embedding_autoencoder",):
-            model_spec(source)  # unknown: lists the known names
+        model_spec(source)  # an unknown name lists the known ones
         torch.manual_seed(int(e.seed))
         args = {"num_classes": 2, "num_frames": int(e.num_frames), "image_size": int(e.size)}
         try:
