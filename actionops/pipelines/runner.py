@@ -21,6 +21,15 @@ def output_file(name: str) -> Callable[[Any], list[Path]]:
     return lambda ctx: [Path(ctx.out) / name]
 
 
+def dataset_inputs(ctx: Any) -> list[Path]:
+    """Inputs of an `index` stage over a class-folder / CSV dataset: every video and CSV in it."""
+    from actionops.platform.layout import VIDEO_SUFFIXES
+
+    root = Path(ctx.dataset)
+    videos = (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    return sorted([*videos, *root.glob("*.csv")])
+
+
 def index_stage(ctx: Any) -> dict:
     """The `index` stage every pipeline starts with: probe the videos into the context's manifest."""
     from actionops.platform.data import index_dataset

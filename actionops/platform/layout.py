@@ -247,3 +247,19 @@ def _pose_record(rec: dict, width: int | None, height: int | None) -> dict:
             raise ValueError(f"bbox {box[:4]} at frame {frame} lies outside the {width}x{height} frame")
         x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
     return {"frame": frame, "id": int(rec["id"]), "bbox": [x1, y1, x2, y2]}
+
+
+def video_files(inputs) -> list[Path]:
+    """The videos named by `inputs` (files, or folders searched recursively), in order; a missing
+    path or no video at all is a clear error (what `predict` commands take)."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        elif item.exists():
+            files.append(item)
+        else:
+            raise DataError(f"{item} does not exist", "pass video files or folders that hold videos")
+    if not files:
+        raise DataError(f"no videos found in {', '.join(map(str, inputs))}", f"video suffixes: {', '.join(VIDEO_SUFFIXES)}")
+    return files

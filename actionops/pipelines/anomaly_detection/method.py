@@ -6,17 +6,9 @@ from pathlib import Path
 
 from actionops.pipelines.anomaly_detection import config as _config  # noqa: F401  (registers `embed`, `anomaly`)
 from actionops.pipelines.method import Method, Stage, TuneDefaults, lazy, register_method
-from actionops.pipelines.runner import index_stage, output_file
+from actionops.pipelines.runner import dataset_inputs, index_stage, output_file
 
 STAGES = "actionops.pipelines.anomaly_detection.stages"
-
-
-def _index_inputs(ctx) -> list[Path]:
-    from actionops.platform.layout import VIDEO_SUFFIXES
-
-    root = Path(ctx.dataset)
-    videos = (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-    return sorted([*videos, *root.glob("*.csv")])
 
 
 def _embeddings(ctx) -> list[Path]:
@@ -42,7 +34,7 @@ METHOD = register_method(Method(
     package="anomaly_detection",
     sections=("embed", "anomaly"),
     stages=(
-        Stage("index", "probe every video -> manifest.parquet", index_stage, _index_inputs, lambda c: [c.manifest_path]),
+        Stage("index", "probe every video -> manifest.parquet", index_stage, dataset_inputs, lambda c: [c.manifest_path]),
         Stage("embed", "clip embeddings of a frozen backbone (Ray Data batch inference) -> embeddings.parquet",
               lambda c: lazy(f"{STAGES}:embed_stage")(c), lambda c: [c.manifest_path], _embeddings, ("embed",)),
         Stage("analyze", "t-SNE / PCA, centroid distances, silhouette, k-NN agreement of the embeddings",

@@ -498,21 +498,11 @@ def predict_anomaly(cfg: Any, inputs: Sequence[Path], out: Path, model: str | No
     flag; predictions.json and predictions.csv in `out`. Unreadable videos are listed."""
     from actionops.pipelines.anomaly_detection.embeddings import drop_failed, embed_items
     from actionops.platform.data import probe_videos
-    from actionops.platform.layout import VIDEO_SUFFIXES
+    from actionops.platform.layout import video_files
     from actionops.platform.windows import window_spans
 
     c = cfg.anomaly
-    files: list[Path] = []
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-        elif item.exists():
-            files.append(item)
-        else:
-            raise DataError(f"{item} does not exist", "pass video files or folders that hold videos")
-    if not files:
-        raise DataError(f"no videos found in {', '.join(map(str, inputs))}", f"video suffixes: {', '.join(VIDEO_SUFFIXES)}")
+    files = video_files(inputs)
     state, source = load_detector(out, model)
     backbone, ident = backbone_of(state)
     clips = int((state.get("embedding") or {}).get("clips") or cfg.embed.clips)

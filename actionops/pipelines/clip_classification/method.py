@@ -6,17 +6,9 @@ from pathlib import Path
 
 from actionops.pipelines.clip_classification import config as _config  # noqa: F401  (registers `classifier`)
 from actionops.pipelines.method import Method, Stage, TuneDefaults, lazy, register_method
-from actionops.pipelines.runner import index_stage, output_file
+from actionops.pipelines.runner import dataset_inputs, index_stage, output_file
 
 STAGES = "actionops.pipelines.clip_classification.stages"
-
-
-def _index_inputs(ctx) -> list[Path]:
-    from actionops.platform.layout import VIDEO_SUFFIXES
-
-    root = Path(ctx.dataset)
-    videos = (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-    return sorted([*videos, *root.glob("*.csv")])
 
 
 def _sample(root: Path, seed: int = 0) -> Path:
@@ -33,7 +25,7 @@ METHOD = register_method(Method(
     package="clip_classification",
     sections=("classifier",),
     stages=(
-        Stage("index", "probe every video -> manifest.parquet", index_stage, _index_inputs, lambda c: [c.manifest_path]),
+        Stage("index", "probe every video -> manifest.parquet", index_stage, dataset_inputs, lambda c: [c.manifest_path]),
         Stage("train", "train the classifier on Ray Train; register the best as candidate", lazy(f"{STAGES}:train_classifier"),
               lambda c: [c.manifest_path], output_file("classifier.pt"), ("classifier", "train")),
         Stage("evaluate", "accuracy, macro-F1, confusion matrix, latency on the test split",

@@ -350,20 +350,10 @@ def predict_classifier(cfg: Any, inputs: Sequence[Path], out: Path, model: str |
     predictions.csv (one row per window with every class score). Unreadable videos are listed."""
     from actionops.pipelines.clip_classification.data import window_clip_maker, windows
     from actionops.platform.data import probe_videos
-    from actionops.platform.layout import VIDEO_SUFFIXES
+    from actionops.platform.layout import video_files
 
     c = cfg.classifier
-    files: list[Path] = []
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-        elif item.exists():
-            files.append(item)
-        else:
-            raise DataError(f"{item} does not exist", "pass video files or folders that hold videos")
-    if not files:
-        raise DataError(f"no videos found in {', '.join(map(str, inputs))}", f"video suffixes: {', '.join(VIDEO_SUFFIXES)}")
+    files = video_files(inputs)
     state, source = load_classifier_state(out, model)
     labels, args = list(state["labels"]), state["model_args"]
     probes = probe_videos(files)
