@@ -94,3 +94,33 @@ def test_config_is_frozen():
 def test_missing_params_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config("no/such/params.yaml")
+
+
+@pytest.mark.parametrize("override, key, rule", [
+    ("train.num_workers=0", "train.num_workers", ">= 1"),  # was a ZeroDivisionError deep in the runner
+    ("classifier.num_frames=0", "classifier.num_frames", ">= 1"),
+    ("classifier.batch_size=0", "classifier.batch_size", ">= 1"),
+    ("autoencoder.epochs=-2", "autoencoder.epochs", ">= 1"),
+    ("classifier.val_fraction=1.0", "classifier.val_fraction", ">= 0 and < 1"),
+    ("anomaly.target_fpr=0", "anomaly.target_fpr", "> 0 and < 1"),
+    ("optim.lr_cm=0", "optim.lr_cm", "> 0"),
+    ("anomaly.hidden=[64, 0]", "anomaly.hidden", ">= 1"),
+    ("clustering.n_clusters=1", "clustering.n_clusters", ">= 2"),
+])
+def test_values_out_of_range_name_the_key_and_the_range(override, key, rule, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    text = str(err.value)
+    assert f"{key} must be {rule}, got" in text and "\n" not in text
+    key_name, _, value = override.partition("=")  # the same value from a params file names the file
+    section, field = key_name.split(".")
+    params = tmp_path / "p.yaml"
+    params.write_text(f"{section}:\n  {field}: {value}\n")
+    with pytest.raises(ConfigError, match=f"{params}: {key} must be"):
+        load_config(params)
+
+
+def test_values_at_the_edge_of_their_range_load():
+    cfg = load_config(None, ["classifier.val_fraction=0.0", "classifier.early_stopping=0", "classifier.window_frames=0",
+                             "train.max_failures=-1", "ray.num_gpus=0"])
+    assert cfg.classifier.val_fraction == 0.0 and cfg.train.max_failures == -1 and cfg.ray.num_gpus == 0

@@ -4,7 +4,9 @@
 it with dotted keys such as `optim.lr`). Each top-level section maps to one frozen dataclass
 registered with `@config_section("name")`; platform sections live here, pipeline sections in
 `actionops/pipelines/<method>/config.py`. Loading validates every key and type: an unknown key or
-a wrong type raises `ConfigError` naming the key, the expected type and the closest known keys.
+a wrong type raises `ConfigError` naming the key, the expected type and the closest known keys;
+a value outside its range (`Annotated[int, Range(1)]`, the aliases `Positive`, `NonNegative`,
+`Fraction`, ...) raises one naming the key and the range.
 """
 
 from __future__ import annotations
@@ -16,13 +18,44 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
 from actionops.errors import ConfigError
 
 SECTIONS: dict[str, type] = {}
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed interval of a numeric key (bounds None: unbounded; `*_open`: bound excluded)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+    def describe(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        return " and ".join(parts)
+
+
+Positive = Annotated[int, Range(1)]  # counts that must be at least one (workers, frames, batch size, epochs)
+NonNegative = Annotated[int, Range(0)]  # counts where 0 means "none" or "off"
+PositiveFloat = Annotated[float, Range(0, low_open=True)]  # learning rates, scales
+NonNegativeFloat = Annotated[float, Range(0)]  # weight decay, noise, smoothing weights
+Fraction = Annotated[float, Range(0, 1, low_open=True, high_open=True)]  # a share strictly between 0 and 1
+Share = Annotated[float, Range(0, 1, high_open=True)]  # a held-out share: 0 (none) up to, not including, 1
 DEFAULT_PARAMS_FILE = "params.yaml"
 
 
@@ -45,8 +78,8 @@ class RayConfig:
     """Where Ray runs. `address` None (and no RAY_ADDRESS) starts a local Ray on this machine."""
 
     address: str | None = None
-    num_cpus: int | None = None
-    num_gpus: int | None = None
+    num_cpus: Positive | None = None
+    num_gpus: NonNegative | None = None
     ship_code: bool = True  # send the actionops package to a remote cluster's workers
 
 
@@ -56,15 +89,15 @@ class SynthConfig:
     """Synthetic scene generator defaults (`actionops data synth`)."""
 
     kind: Literal["or-scene", "clips"] = "or-scene"
-    videos: int = 6
-    frames: int = 80
-    width: int = 192
-    height: int = 144
-    fps: int = 10
-    min_people: int = 3
-    max_people: int = 6
-    noise: float = 4.0
-    test_fraction: float = 0.34
+    videos: Positive = 6
+    frames: Positive = 80
+    width: Positive = 192
+    height: Positive = 144
+    fps: Positive = 10
+    min_people: Positive = 3
+    max_people: Positive = 6
+    noise: NonNegativeFloat = 4.0
+    test_fraction: Share = 0.34
     seed: int = 0
 
 
@@ -77,7 +110,7 @@ class FlowConfig:
     dis_preset: Literal["ultrafast", "fast", "medium"] = "fast"
     comp: bool = False  # store float16 instead of float32
     size: str | None = None  # "WxH" to resize before flow; null keeps the video's size
-    chunk_frames: int = 300  # frames per work item (long videos are split)
+    chunk_frames: Positive = 300  # frames per work item (long videos are split)
 
 
 @config_section("train")
@@ -85,17 +118,17 @@ class FlowConfig:
 class TrainConfig:
     """Ray Train runner (`platform/train.py`), shared by every pipeline's training command."""
 
-    num_workers: int = 1
+    num_workers: Positive = 1
     use_gpu: Literal["auto"] | bool = "auto"  # auto: GPUs when the cluster has them
     amp: bool = True  # mixed precision on GPU (ignored on CPU)
-    max_failures: int = 1  # worker failures to recover from (FailureConfig)
+    max_failures: Annotated[int, Range(-1)] = 1  # worker failures to recover from (FailureConfig)
     storage_path: str | None = None  # Ray Train runs/checkpoints; shared storage on a cluster
-    torch_threads: int | None = None  # per worker; default: local cores / num_workers
-    cpus_per_worker: float | None = None  # Ray CPUs a worker reserves; default 1, less when the
+    torch_threads: Positive | None = None  # per worker; default: local cores / num_workers
+    cpus_per_worker: PositiveFloat | None = None  # Ray CPUs a worker reserves; default 1, less when the
     # workers would otherwise hold every CPU while a streaming (re-executed) dataset needs some
-    gpus_per_worker: float = 1.0  # fractions pack several workers (e.g. Tune trials) on one GPU
+    gpus_per_worker: PositiveFloat = 1.0  # fractions pack several workers (e.g. Tune trials) on one GPU
     seed: int = 0
-    fault_at_epoch: int | None = None  # testing: one worker raises once after this epoch
+    fault_at_epoch: Positive | None = None  # testing: one worker raises once after this epoch
 
 
 # ----------------------------------------------------------------------------- the config object
@@ -198,15 +231,15 @@ class TuneConfig:
     method's training stage through the shared Ray Train runner. Defaults of metric, mode and
     search space come from the method (its `TuneDefaults`)."""
 
-    samples: int = 4
+    samples: Positive = 4
     scheduler: Literal["asha", "fifo"] = "asha"
     metric: str | None = None  # default: the method's (`actionops pipeline list` shows it)
     mode: Literal["max", "min"] | None = None
-    max_concurrent: int = 2
-    cpus_per_trial: float | None = None  # default: leave one CPU for Ray Data, share the rest
-    gpus_per_trial: float = 0.0  # e.g. 0.5 packs two trials on one GPU (needs train.use_gpu)
-    grace_period: int = 1  # ASHA: epochs before a trial can be stopped
-    reduction_factor: float = 2.0
+    max_concurrent: Positive = 2
+    cpus_per_trial: PositiveFloat | None = None  # default: leave one CPU for Ray Data, share the rest
+    gpus_per_trial: NonNegativeFloat = 0.0  # e.g. 0.5 packs two trials on one GPU (needs train.use_gpu)
+    grace_period: Positive = 1  # ASHA: epochs before a trial can be stopped
+    reduction_factor: Annotated[float, Range(1, low_open=True)] = 2.0
     storage_path: str | None = None  # default <train storage>/tune
     space: dict[str, dict[str, str]] = field(default_factory=dict)  # per method id: dotted key -> distribution
 
@@ -215,7 +248,7 @@ class TuneConfig:
 def _build_dataclass(cls: type, values: Any, *, prefix: str, source: str) -> Any:
     if not isinstance(values, Mapping):
         raise ConfigError(f"{source}: {prefix} must be a mapping, got {_describe(values)}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():
@@ -232,6 +265,13 @@ def _coerce(value: Any, tp: Any, *, key: str, source: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
+    if origin is Annotated:
+        coerced = _coerce(value, args[0], key=key, source=source)
+        for bound in (m for m in tp.__metadata__ if isinstance(m, Range)):
+            if coerced is not None and coerced not in bound:
+                raise ConfigError(f"{source}: {key} must be {bound.describe()}, got {coerced!r}",
+                                  f"set a value {bound.describe()} in params.yaml or with --set {key}=...")
+        return coerced
     if dataclasses.is_dataclass(tp):
         if dataclasses.is_dataclass(value):
             return value
@@ -295,6 +335,8 @@ def _type_error(key: str, tp: Any, value: Any, source: str) -> ConfigError:
 
 def _type_name(tp: Any) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        return _type_name(args[0])
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in args)
     if origin is Literal:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from actionops.platform.config import config_section
+from actionops.platform.config import Fraction, NonNegative, NonNegativeFloat, Positive, PositiveFloat, Share, config_section
 
 
 @config_section("embed")
@@ -17,16 +17,16 @@ class EmbedConfig:
     # classifier (train it on your own videos first): on held-out Weizmann performers it gives mean
     # ROC-AUC 1.000 where the same architecture untrained gives 0.940 (README: anomaly benchmark)
     backbone: str = "models:/clip-classifier@champion"
-    num_frames: int = 8  # frames per clip for a named backbone (a trained checkpoint brings its own)
-    size: int = 112  # square input side for a named backbone (a trained checkpoint brings its own)
+    num_frames: Positive = 8  # frames per clip for a named backbone (a trained checkpoint brings its own)
+    size: Positive = 112  # square input side for a named backbone (a trained checkpoint brings its own)
     clip_input: Literal["rgb", "rgb_diff"] = "rgb_diff"  # for a named backbone (a trained checkpoint brings its own)
-    clips: int = 8  # clips per video at fixed positions spread over the video
+    clips: Positive = 8  # clips per video at fixed positions spread over the video
     per_clip: bool = True  # keep one row per clip (false: one row per video, the clips' mean)
-    augment_copies: int = 0  # extra augmented clips per training-split video (flip, crop, colour); never val/test
-    batch_size: int = 8
+    augment_copies: NonNegative = 0  # extra augmented clips per training-split video (flip, crop, colour); never val/test
+    batch_size: Positive = 8
     seed: int = 0  # initialisation of a named (untrained) backbone, and the augmentation draws
-    val_fraction: float = 0.2  # held out per class when the dataset has no val split
-    test_fraction: float = 0.2  # held out per class when the dataset has no splits at all
+    val_fraction: Share = 0.2  # held out per class when the dataset has no val split
+    test_fraction: Share = 0.2  # held out per class when the dataset has no splits at all
 
 
 @config_section("anomaly")
@@ -37,22 +37,22 @@ class AnomalyConfig:
 
     normal: str | None = None  # the action of interest (a label of the embeddings); required
     embeddings: str | None = None  # embeddings parquet (default: <out>/embeddings.parquet of the pipeline)
-    hidden: tuple[int, ...] = (256, 128)  # encoder widths, mirrored by the decoder
-    dropout: float = 0.3
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 0.001
-    weight_decay: float = 0.00001
+    hidden: tuple[Positive, ...] = (256, 128)  # encoder widths, mirrored by the decoder
+    dropout: Share = 0.3
+    epochs: Positive = 60
+    batch_size: Positive = 32
+    lr: PositiveFloat = 0.001
+    weight_decay: NonNegativeFloat = 0.00001
     threshold: Literal["fpr", "best_f1"] = "fpr"  # fpr: keep target_fpr of normal val videos under it; best_f1 on val
-    target_fpr: float = 0.05
-    knn_k: int = 3  # k of the k-NN distance baseline
-    min_train: int = 2  # fewest normal videos in train (val and test need one each)
-    window_frames: int = 64  # `predict anomaly`: frames per window of a long video (0: whole video)
-    window_stride: int = 32
+    target_fpr: Fraction = 0.05
+    knn_k: Positive = 3  # k of the k-NN distance baseline
+    min_train: Positive = 2  # fewest normal videos in train (val and test need one each)
+    window_frames: NonNegative = 64  # `predict anomaly`: frames per window of a long video (0: whole video)
+    window_stride: Positive = 32
     end_to_end: bool = False  # train the backbone too, on clips (one worker): frozen for unfreeze_after epochs
-    unfreeze_after: int = 5
-    backbone_lr: float = 0.00001
-    clips_per_video: int = 4  # end to end: training clips drawn per normal video and epoch
+    unfreeze_after: NonNegative = 5
+    backbone_lr: PositiveFloat = 0.00001
+    clips_per_video: Positive = 4  # end to end: training clips drawn per normal video and epoch
     registered_name: str | None = None  # MLflow registered model (default anomaly-<normal>)
 
     @property

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from actionops.platform.config import config_section
+from actionops.platform.config import NonNegativeFloat, Positive, PositiveFloat, Range, config_section
 
 
 @config_section("autoencoder")
@@ -12,21 +13,21 @@ from actionops.platform.config import config_section
 class AutoencoderConfig:
     """Windows and the two 3D-conv autoencoders (RGB frames, optical flow)."""
 
-    seq_len: int = 8  # frames per window (reference: 20)
-    stride: int = 4  # frames between window starts
-    width: int = 96  # input size after resizing (reference: 640x360)
-    height: int = 72
-    flow_clip: float = 4.0  # flow pixels (at input size) mapped to +-1 for the Tanh decoder
-    base_channels: int = 16
-    latent_channels: int = 64
-    epochs: int = 8
-    batch_size: int = 8
-    lr: float = 1e-3
+    seq_len: Positive = 8  # frames per window (reference: 20)
+    stride: Positive = 4  # frames between window starts
+    width: Positive = 96  # input size after resizing (reference: 640x360)
+    height: Positive = 72
+    flow_clip: PositiveFloat = 4.0  # flow pixels (at input size) mapped to +-1 for the Tanh decoder
+    base_channels: Positive = 16
+    latent_channels: Positive = 64
+    epochs: Positive = 8
+    batch_size: Positive = 8
+    lr: PositiveFloat = 1e-3
 
 
 @dataclass(frozen=True)
 class RoIAlignConfig:
-    output_size: int = 5
+    output_size: Positive = 5
     aligned: bool = True
 
 
@@ -35,20 +36,20 @@ class RoIAlignConfig:
 class ClusteringConfig:
     """DEC clustering head and joint training."""
 
-    n_clusters: int = 4
-    ndf: int = 32
-    alpha: float = 2.0
+    n_clusters: Annotated[int, Range(2)] = 4
+    ndf: Positive = 32
+    alpha: PositiveFloat = 2.0
     roialign: RoIAlignConfig = field(default_factory=RoIAlignConfig)
     add_spatial_feature: bool = False  # needs coor.npy (table centre) beside each video
     add_motion_feature: bool = False  # our addition: per-person flow orientation histograms
-    motion_grid: int = 2  # grid cells per side of the person box
-    motion_bins: int = 8  # orientation bins (weighted by magnitude, sqrt + L2 normalised)
+    motion_grid: Positive = 2  # grid cells per side of the person box
+    motion_bins: Positive = 8  # orientation bins (weighted by magnitude, sqrt + L2 normalised)
     motion_unsigned: bool = True  # bins over 180 degrees (opposite vectors alike: phase-invariant), else 360
-    motion_weight: float = 1.0  # scale of the descriptor against the L2-normalised deep embedding
-    epochs: int = 6
-    batch_size: int = 8
-    update_interval: int = 1  # epochs between DEC target refreshes (computed over the whole shard)
-    kmeans_init: int = 10  # k-means restarts for the centroid initialisation
+    motion_weight: NonNegativeFloat = 1.0  # scale of the descriptor against the L2-normalised deep embedding
+    epochs: Positive = 6
+    batch_size: Positive = 8
+    update_interval: Positive = 1  # epochs between DEC target refreshes (computed over the whole shard)
+    kmeans_init: Positive = 10  # k-means restarts for the centroid initialisation
     registered_model: str = "individual-clustering"  # MLflow registered model
 
 
@@ -57,8 +58,8 @@ class ClusteringConfig:
 class OptimConfig:
     """Joint training: Adam, StepLR x0.1 at half the epochs; encoders get MSE + lmd_cm x KL."""
 
-    lr_ae_frame: float = 1e-4
-    lr_ae_flow: float = 1e-4
-    lr_cm: float = 1e-3
-    lmd_cm: float = 10.0
-    weight_decay: float = 0.0
+    lr_ae_frame: PositiveFloat = 1e-4
+    lr_ae_flow: PositiveFloat = 1e-4
+    lr_cm: PositiveFloat = 1e-3
+    lmd_cm: NonNegativeFloat = 10.0
+    weight_decay: NonNegativeFloat = 0.0
