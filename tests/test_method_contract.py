@@ -61,6 +61,22 @@ def test_second_pipeline_run_finds_every_stage_up_to_date(run_of, method_id):
 
 
 @pytest.mark.parametrize("method_id", method_ids())
+def test_checkpoint_of_another_method_is_refused_by_name(run_of, method_id, tmp_path):
+    from actionops.errors import ActionopsError
+
+    run = run_of(method_id)
+    state_of = __import__("torch").load(run["out"] / run["method"].checkpoint, weights_only=True)
+    assert (state_of["method"], state_of["stage"]) == (method_id, Path(run["method"].checkpoint).stem)
+    other_id = next(m for m in method_ids() if m != method_id)
+    other = run_of(other_id)
+    ctx = dataclasses.replace(run["ctx"], out=tmp_path)
+    with pytest.raises(ActionopsError) as err:  # was "unexpected KeyError" deep in predict
+        run["method"].predict(ctx, str(other["out"] / other["method"].checkpoint))
+    text = str(err.value)
+    assert f"is a {other_id} checkpoint" in text and f"expects a {method_id} checkpoint" in text
+
+
+@pytest.mark.parametrize("method_id", method_ids())
 def test_candidate_from_registry_predicts_and_scores_like_the_local_checkpoint(run_of, method_id, tmp_path, ray_local):
     run = run_of(method_id)
     method, ctx = run["method"], run["ctx"]

@@ -36,7 +36,8 @@ def three_versions(mlflow_store, tmp_path):
             tracking.log_metrics({"best_val_macro_f1": f1})
             version = register_checkpoint(path, {"clip": np.zeros((2, 2, 3, 16, 16), np.float32)}, NAME,
                                           {"dataset_version": f"md5-{i}"})
-        tracking.set_version_tags(NAME, version, {"eval.macro_f1": f1, "eval.data": "d1", "eval.split": "test"})
+        tracking.set_version_tags(NAME, version, {"eval.macro_f1": f1, "eval.accuracy": f1, "eval.data": "d1",
+                                                  "eval.split": "test", "eval.primary": "macro_f1"})
         versions.append(version)
     return versions
 
@@ -45,8 +46,8 @@ def test_promotion_rules_and_rollback(three_versions):
     v1, v2, v3 = three_versions
     first = registry.promote(NAME, version=v1)
     assert first["champion"] == v1 and "first promotion" in first["decision"]
-    with pytest.raises(ActionopsError, match="does not beat champion"):
-        registry.promote(NAME, version=v2)  # 0.70 < 0.80: refused
+    with pytest.raises(ActionopsError, match="is worse than champion"):
+        registry.promote(NAME, version=v2)  # 0.70 < 0.80 on the primary metric (macro_f1): refused
     assert str(tracking.version_by_alias(NAME, "champion").version) == v1
     with pytest.raises(ActionopsError, match="does not beat"):
         registry.promote(NAME, version=v3, min_delta=0.2)  # better, but not by 0.2
@@ -64,14 +65,26 @@ def test_promotion_rules_and_rollback(three_versions):
     assert str(tracking.version_by_alias(NAME, "previous-champion").version) == v1
 
 
-def test_promotion_needs_comparable_evaluations(three_versions):
+def test_promotion_compares_like_with_like(three_versions):
     v1, v2, v3 = three_versions
     registry.promote(NAME, version=v1)
     tracking.set_version_tags(NAME, v3, {"eval.data": "d2"})
-    with pytest.raises(ActionopsError, match="different data"):
+    with pytest.raises(ActionopsError, match=r"different data versions \(d2 vs d1\)"):
         registry.promote(NAME, version=v3)
-    with pytest.raises(ActionopsError, match="no evaluation of 'accuracy'"):
-        registry.promote(NAME, version=v3, metric="accuracy")
+    tracking.set_version_tags(NAME, v3, {"eval.data": "d1", "eval.split": "val"})  # a val score vs a test score
+    with pytest.raises(ActionopsError, match=r"different splits \(val vs test\)"):
+        registry.promote(NAME, version=v3)
+    tracking.set_version_tags(NAME, v3, {"eval.split": "test"})
+    with pytest.raises(ActionopsError, match="no evaluation of 'roc_auc'.*it has: accuracy, macro_f1"):
+        registry.promote(NAME, version=v3, metric="roc_auc")
+    tracking.set_version_tags(NAME, v3, {"eval.macro_f1": 0.8})  # a tie on macro_f1 is refused at min_delta 0
+    with pytest.raises(ActionopsError, match="ties champion"):
+        registry.promote(NAME, version=v3)
+    with pytest.raises(ActionopsError, match="does not beat champion.*more than 0.2"):
+        registry.promote(NAME, version=v3, metric="accuracy", min_delta=0.2)  # accuracy 0.9 vs 0.8, not by > 0.2
+    assert str(tracking.version_by_alias(NAME, "champion").version) == v1  # nothing moved
+    tie = registry.promote(NAME, version=v3, min_delta=-0.01)  # a negative min-delta lets a tie through
+    assert tie["champion"] == v3 and "macro_f1 0.8000 vs champion" in tie["decision"] and "test split" in tie["decision"]
     with pytest.raises(ActionopsError, match="has no version 42"):
         registry.promote(NAME, version="42")
     with pytest.raises(ActionopsError, match="no registered model named 'nope'"):

@@ -76,15 +76,15 @@ def show(name: NameArg, json_out: JsonOpt = False) -> None:
 def promote(
     name: NameArg,
     version: Annotated[Optional[str], typer.Option("--version", help="Version to promote (default: the candidate).")] = None,
-    metric: Annotated[str, typer.Option("--metric", help="Evaluation metric compared (eval.<metric> tag).")] = "macro_f1",
-    min_delta: Annotated[float, typer.Option("--min-delta", help="How much better than the champion it must be.")] = 0.0,
+    metric: Annotated[Optional[str], typer.Option("--metric", help="Evaluation metric compared (eval.<metric> tag); default: the one its evaluation marked primary (macro_f1 for classifiers, roc_auc for anomaly detectors, hungarian_accuracy for clustering).")] = None,
+    min_delta: Annotated[float, typer.Option("--min-delta", help="It must beat the champion by MORE than this (0: a tie is refused; negative: ties and regressions up to it pass).")] = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Promote without the comparison (recorded as forced).")] = False,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why, recorded on the version.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Make a version the champion if it beats the current champion on --metric, evaluated on the
-    same data (`actionops evaluate ... --model models:/NAME/V` records it). The first promotion
-    just sets it. The replaced champion becomes previous-champion; who/when/why become tags.
+    """Make a version the champion if it beats the current champion on --metric, both evaluated on
+    the same data version and the same split (`actionops evaluate ... --model models:/NAME/V`
+    records them); a tie is refused. The first promotion just sets it. The replaced champion becomes previous-champion; who/when/why become tags.
 
     \b
     Example:

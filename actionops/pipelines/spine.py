@@ -36,16 +36,36 @@ def data_id(ctx: Context) -> str:
     return dataset_version(ctx) or str(Path(ctx.dataset).resolve())
 
 
-def load_model_state(model: str | None, default: Path, hint: str) -> tuple[dict, str]:
+def load_model_state(model: str | None, default: Path, hint: str, method: Method | None = None) -> tuple[dict, str]:
     """The checkpoint dict of `model` (models:/NAME@ALIAS, models:/NAME/V, runs:/..., a .pt file;
-    None: `default`) and a printable source."""
+    None: `default`) and a printable source. With `method`, a checkpoint another method (or
+    another stage) wrote is refused, naming what the file is and what is expected."""
     from actionops.models.checkpoint import load_checkpoint
     from actionops.platform.tracking import load_checkpoint_state
 
     if model and model.startswith(("models:/", "runs:/")):
-        return load_checkpoint_state(model), model
-    path = Path(model) if model else Path(default)
-    return load_checkpoint(path, hint), str(path)
+        state, source = load_checkpoint_state(model), model
+    else:
+        path = Path(model) if model else Path(default)
+        state, source = load_checkpoint(path, hint), str(path)
+    if method is not None:
+        check_checkpoint(state, source, method, hint)
+    return state, source
+
+
+def check_checkpoint(state: Mapping[str, Any], source: str, method: Method, hint: str) -> None:
+    """Raise when `state` was written by another method's (or another stage's) training than
+    `method`'s main one. Checkpoints record both (`method`, `stage`) since the lineage release;
+    older ones, without them, pass unchecked."""
+    from actionops.errors import ActionopsError
+
+    found_method, found_stage = state.get("method"), state.get("stage")
+    expected_stage = Path(method.checkpoint).stem
+    if found_method is None or (found_method == method.id and found_stage in (None, expected_stage)):
+        return
+    what = f"a {found_method} checkpoint ({found_stage or 'model'}: {state.get('model_name', 'unknown model')})"
+    raise ActionopsError(f"{source} is {what}, but this command expects a {method.id} checkpoint "
+                         f"({method.checkpoint}, written by its training stage)", hint)
 
 
 def write_history(path: Path, history: list[dict]) -> None:
@@ -107,7 +127,9 @@ def train_stage(
                               datasets=dict(datasets or {}), mlflow_run_id=run.info.run_id,
                               datasets_to_split=datasets_to_split, callbacks=callbacks, streams_data=streams_data)
         state = result.checkpoint_state
-        path = save_checkpoint(Path(ctx.out) / checkpoint_file, checkpoint(state))
+        # what wrote it travels with it: loaders refuse another method's file by name (check_checkpoint)
+        kept = {**checkpoint(state), "method": method.id, "stage": Path(checkpoint_file).stem}
+        path = save_checkpoint(Path(ctx.out) / checkpoint_file, kept)
         write_history(Path(ctx.out) / history_file, result.history)
         for artifact, (title, keys) in curves.items():
             series = {k: [h[k] for h in result.history if k in h] for k in keys}
@@ -140,11 +162,13 @@ def evaluate_stage(
     figures: Mapping[str, Any] | None = None,
     files: Mapping[str, str] | None = None,
     eval_tags: Mapping[str, float] | None = None,
+    primary: str | None = None,
 ) -> dict:
     """Write `metrics` (JSON) and `files` (name -> text) under the output folder, save `figures`
     (artifact path -> matplotlib figure; also as PNG beside the metrics), log one MLflow run, and
     tag the registry version behind `source` (models:/...) with `eval.*` (`eval_tags`, plus the
-    split and the data it was computed on). Returns `metrics`."""
+    split, the data version it was computed on and `eval.primary`: the metric `registry promote`
+    compares by default, `primary` or else the method's score). Returns `metrics`."""
     from actionops.platform import tracking
 
     out = Path(ctx.out)
@@ -163,7 +187,7 @@ def evaluate_stage(
     if source.startswith("models:/"):
         version = tracking.resolve_model_version(source)
         if version is not None:
-            tags = {"eval.split": split, "eval.data": data_id(ctx),
+            tags = {"eval.split": split, "eval.data": data_id(ctx), "eval.primary": primary or method.score,
                     **{f"eval.{k}": f"{float(v):.6f}" for k, v in (eval_tags or {}).items()}}
             tracking.set_version_tags(*version, tags)
     return metrics

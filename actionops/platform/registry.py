@@ -4,8 +4,12 @@ Aliases: `candidate` (set by training and tuning), `champion` (what production l
 `models:/NAME@champion`), `previous-champion` (kept by every promotion, used by rollback).
 Evaluation results live on versions as tags `eval.<metric>` plus `eval.data` (the dataset
 version or path they were computed on), written by `actionops evaluate ... --model models:/...`.
-A promotion compares candidate and champion on `eval.<metric>` over the same `eval.data`, and
-records who, when and why as version tags (`promotion.*`).
+A promotion compares like with like: candidate and champion must have been evaluated on the same
+data version (`eval.data`), the same split (`eval.split`) and have the same metric; the candidate
+must beat the champion by MORE than `min_delta` (a tie is refused at the default 0; a negative
+`min_delta` accepts ties and regressions up to its size). A refusal says which of these differs.
+The metric defaults to the one the evaluation marked as primary (`eval.primary`: macro_f1 for
+classifiers, roc_auc for anomaly detectors, ...). Who, when and why go into `promotion.*` tags.
 """
 
 from __future__ import annotations
@@ -93,17 +97,22 @@ def show(name: str) -> dict[str, Any]:
     return {"name": name, "aliases": {a: str(v) for a, v in (model.aliases or {}).items()}, "versions": rows}
 
 
-def _better(new: float, old: float, metric: str, min_delta: float) -> bool:
-    if any(word in metric for word in LOWER_IS_BETTER):
-        return new <= old - min_delta
-    return new >= old + min_delta
+def _improvement(new: float, old: float, metric: str) -> float:
+    """How much better `new` is than `old` (positive: better), for higher- or lower-is-better metrics."""
+    return old - new if any(word in metric for word in LOWER_IS_BETTER) else new - old
 
 
-def promote(name: str, *, version: str | int | None = None, metric: str = "macro_f1", min_delta: float = 0.0,
+def _evaluations(version: Any) -> str:
+    return ", ".join(k[5:] for k in sorted(version.tags) if k.startswith("eval.") and k not in ("eval.data", "eval.split",
+                                                                                                "eval.primary")) or "none"
+
+
+def promote(name: str, *, version: str | int | None = None, metric: str | None = None, min_delta: float = 0.0,
             force: bool = False, reason: str | None = None) -> dict[str, Any]:
     """Move `champion` to `version` (default: the `candidate`) if it beats the champion on
-    `eval.<metric>` computed on the same data (by at least `min_delta`); `force` skips the check.
-    The old champion becomes `previous-champion`. Raises ActionopsError when refused."""
+    `eval.<metric>` (default: the candidate's primary metric) evaluated on the same data version and
+    split, by more than `min_delta`; `force` skips the checks. The old champion becomes
+    `previous-champion`. Raises ActionopsError, naming what differs, when refused."""
     client = _client()
     _model(name)
     target = str(version) if version is not None else _alias_version(name, CANDIDATE)
@@ -116,20 +125,30 @@ def promote(name: str, *, version: str | int | None = None, metric: str = "macro
     decision = "first promotion: no champion yet"
     if champion_number is not None and not force:
         old = _version(name, champion_number)
+        metric = metric or new.tags.get("eval.primary") or old.tags.get("eval.primary")
+        if not metric:
+            raise ActionopsError(f"{name} v{target} has no evaluation to compare",
+                                 f"evaluate it first: actionops evaluate ... --model models:/{name}/{target}, or pass --metric")
         new_value, old_value = _metric_value(new, metric), _metric_value(old, metric)
-        for number, value in ((target, new_value), (champion_number, old_value)):
+        for number, value, mv in ((target, new_value, new), (champion_number, old_value, old)):
             if value is None:
-                raise ActionopsError(f"{name} v{number} has no evaluation of {metric!r}",
-                                     f"evaluate it first: actionops evaluate ... --model models:/{name}/{number} "
-                                     f"(known: {', '.join(k[5:] for k in _client().get_model_version(name, number).tags if k.startswith('eval.')) or 'none'})")
-        new_data, old_data = new.tags.get("eval.data"), old.tags.get("eval.data")
-        if new_data != old_data:
-            raise ActionopsError(f"v{target} and champion v{champion_number} were evaluated on different data "
-                                 f"({new_data} vs {old_data})", "evaluate both on the same dataset, or --force")
-        if not _better(new_value, old_value, metric, min_delta):
-            raise ActionopsError(f"refused: v{target} {metric}={new_value:.4f} does not beat champion v{champion_number} "
-                                 f"{metric}={old_value:.4f} by {min_delta}", "use --force to promote anyway")
-        decision = f"{metric} {new_value:.4f} vs champion v{champion_number} {old_value:.4f} (min delta {min_delta}) on {new_data}"
+                raise ActionopsError(f"refused: {name} v{number} has no evaluation of {metric!r} (it has: {_evaluations(mv)})",
+                                     f"evaluate it first: actionops evaluate ... --model models:/{name}/{number}, "
+                                     "or compare on a metric both have (--metric)")
+        for key, what, hint in (("eval.data", "data versions", "evaluate both on the same dataset version"),
+                                ("eval.split", "splits", "evaluate both on the same split (--split)")):
+            a, b = new.tags.get(key), old.tags.get(key)
+            if a != b:
+                raise ActionopsError(f"refused: v{target} and champion v{champion_number} were evaluated on different "
+                                     f"{what} ({a} vs {b}); scores are only compared like with like", f"{hint}, or --force")
+        delta = _improvement(new_value, old_value, metric)
+        if not delta > min_delta:
+            verdict = "ties" if delta == 0 else ("is worse than" if delta < 0 else "does not beat")
+            raise ActionopsError(f"refused: v{target} {metric}={new_value:.4f} {verdict} champion v{champion_number} "
+                                 f"{metric}={old_value:.4f} (it must beat it by more than {min_delta:g})",
+                                 "a negative --min-delta accepts ties, --force promotes anyway")
+        decision = (f"{metric} {new_value:.4f} vs champion v{champion_number} {old_value:.4f} (min delta {min_delta:g}) "
+                    f"on {new.tags.get('eval.data')} ({new.tags.get('eval.split')} split)")
     elif champion_number is not None:
         decision = "forced"
     if champion_number is not None:

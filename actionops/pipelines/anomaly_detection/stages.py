@@ -329,7 +329,7 @@ def prepare_tune(ctx: Context) -> list[Path]:
 def load_detector(ctx_out: Path, model: str | None) -> tuple[dict, str]:
     from actionops.pipelines.spine import load_model_state
 
-    state, source = load_model_state(model, Path(ctx_out) / CHECKPOINT, NO_MODEL_HINT)
+    state, source = load_model_state(model, Path(ctx_out) / CHECKPOINT, NO_MODEL_HINT, _method())
     if state.get("model_name") != "embedding_autoencoder":
         raise ActionopsError(f"{source} is a {state.get('model_name')}, not an anomaly detector", NO_MODEL_HINT)
     return state, source

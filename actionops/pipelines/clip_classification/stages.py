@@ -174,7 +174,7 @@ def load_classifier_state(ctx_out: Path, model: str | None) -> tuple[dict, str]:
     None: this dataset's classifier.pt) and a printable source."""
     from actionops.pipelines.spine import load_model_state
 
-    return load_model_state(model, Path(ctx_out) / CHECKPOINT, NO_MODEL_HINT)
+    return load_model_state(model, Path(ctx_out) / CHECKPOINT, NO_MODEL_HINT, _method())
 
 
 class ClipScorer:
@@ -333,7 +333,8 @@ def evaluate_classifier(ctx: Context, model: str | None = None, split: str = "te
                  f"{v},{t},{p},{float(mp.max()):.4f}\n" for v, t, p, mp in zip(videos, truth, pred, mean_probs))}
     return evaluate_stage(ctx, _method(), split=split, metrics=metrics, headline=headline, source=source,
                           metrics_file="metrics.json", figures={"figures/confusion_matrix.png": figure}, files=files,
-                          eval_tags={"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]})
+                          eval_tags={"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]},
+                          primary="macro_f1")
 
 
 def chance_accuracy(truth: Sequence[str]) -> float:

@@ -284,7 +284,7 @@ def predict(ctx: Context, split: str, model_uri: str | None = None) -> dict:
     rows = manifest_rows(ctx, split)
     _require_flow(rows)
     checkpoint, source = load_model_state(model_uri, ctx.out / CHECKPOINT, "train one with `actionops train clustering "
-                                          "DATASET` or pass --model models:/individual-clustering@champion")
+                                          "DATASET` or pass --model models:/individual-clustering@champion", _method())
     model = build_from_checkpoint(checkpoint)
     head = checkpoint["model_args"]["head_args"]
     ds = window_dataset(rows, cfg.autoencoder, people=max(int(r["people"]) for r in rows),
