@@ -46,6 +46,11 @@ def test_pipeline_trains_checkpoints_registers_and_logs(run_of, method_id):
     assert training.data.params  # the resolved config
     assert {a.path for a in client.list_artifacts(training.info.run_id)} >= {"config.yaml", "figures"}
     assert mlflow.pyfunc.load_model(f"models:/{name}@candidate").metadata.signature is not None
+    logged = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@candidate"))  # models-from-code:
+    assert (logged / "pyfunc_model.py").is_file() and "python_model" not in (logged / "MLmodel").read_text()
+    pickles = [p for p in logged.rglob("*") if p.is_file() and (p.suffix in (".pkl", ".pickle") or p.read_bytes()[:1] == b"\x80")]
+    assert not pickles, pickles  # no pickled wrapper; the weights load with the weights-only unpickler
+    assert [torch.load(p, weights_only=True)["model_name"] for p in logged.glob("artifacts/*.pt")] == [state["model_name"]]
     assert len(training.inputs.dataset_inputs) == 1  # the dataset, logged once
 
 

@@ -127,10 +127,26 @@ def test_data_add_new_version_checkout_restores_bytes(tmp_path, monkeypatch):
     assert json.loads(out.output)["source"] == "cache"
     assert _digests(data) == v1_files
 
+    # an edit inside a packed frame folder (DVC sees only the tar) is found before anything is removed
+    (frames / "1.png").write_bytes(b"edited, never added")
+    listed = json.loads(runner.invoke(app, ["data", "versions", "clips", "--json"]).output)
+    assert listed["modified"] is True and any("frames/" in e for e in listed["edits"])
+    refused = runner.invoke(app, ["data", "checkout", "clips@v2"])
+    assert refused.exit_code == 1 and "clips/frames/: edited since it was packed" in said(refused)
+    assert (frames / "1.png").read_bytes() == b"edited, never added"  # nothing lost
+    (frames / "1.png").write_bytes(b"png" * 2)  # back as recorded
     # an edit in no version is not thrown away without --force
     (data / "train.csv").write_text("path,label\n")
     refused = runner.invoke(app, ["data", "checkout", "clips@v2"])
     assert refused.exit_code == 1 and "in no recorded version" in said(refused)
+    # an unknown state (DVC cannot read the .dvc file) refuses too: fail closed
+    dvc_file = repo / "data" / "clips.dvc"
+    good = dvc_file.read_text()
+    dvc_file.write_text("outs: [{{not yaml\n")
+    unknown = runner.invoke(app, ["data", "checkout", "clips@v2"])
+    assert unknown.exit_code == 1 and "cannot tell whether data/clips has edits" in said(unknown), said(unknown)
+    assert (data / "train.csv").read_text() == "path,label\n"
+    dvc_file.write_text(good)
     # with the local cache gone, the version comes back from the remote
     shutil.rmtree(repo / ".dvc" / "cache")
     by_hash = runner.invoke(app, ["data", "checkout", f"clips@{v2['md5'][:8]}", "--force", "--json"])

@@ -187,8 +187,11 @@ def versions(
         table.add_column(column)
     for v in info["versions"]:
         table.add_row(v["version"], v["md5"][:12], str(v["files"]), f"{v['size'] / 1e6:.1f}", v["added"], v["by"],
-                      v.get("note") or "", "workspace" + (" (modified)" if info["modified"] else "") if v["current"] else "")
+                      v.get("note") or "", "workspace" + {True: " (modified)", False: "", "unknown": " (state unknown)"}[
+                          info["modified"]] if v["current"] else "")
     console.print(table)
+    for edit in info["edits"]:
+        console.print(f"[yellow]modified:[/] {edit}", highlight=False)
 
 
 @app.command("checkout")

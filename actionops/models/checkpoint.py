@@ -66,7 +66,7 @@ def infer_numpy(module: Any, inputs: Mapping[str, Any]) -> Any:
 class CheckpointModel:
     """MLflow pyfunc model around a checkpoint file (artifact `checkpoint`). Loading rebuilds the
     module through the registry (nothing is unpickled but tensors); `predict` calls the module's
-    `infer(dict of tensors)`."""
+    `infer(dict of tensors)`. Logged as code (`pyfunc_model.py`), never pickled."""
 
     def load_context(self, context: Any) -> None:
         self.model = build_from_checkpoint(load_checkpoint(context.artifacts["checkpoint"]))
@@ -75,12 +75,6 @@ class CheckpointModel:
         return infer_numpy(self.model, dict(model_input))
 
 
-def pyfunc_model() -> Any:
-    """A `CheckpointModel` that is also an `mlflow.pyfunc.PythonModel` (mlflow imported only here)."""
-    import warnings
-
-    import mlflow
-
-    with warnings.catch_warnings():  # type-hint notices about our own wrapper class
-        warnings.simplefilter("ignore")
-        return type("ActionopsCheckpointModel", (CheckpointModel, mlflow.pyfunc.PythonModel), {})()
+def pyfunc_model_code() -> str:
+    """Path of the source file MLflow logs as the pyfunc model (models-from-code: no pickled wrapper)."""
+    return str(Path(__file__).with_name("pyfunc_model.py"))

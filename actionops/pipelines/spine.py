@@ -199,10 +199,10 @@ def register_checkpoint(checkpoint: Path, example: Mapping[str, Any], registered
     dict of numpy arrays, and the module's `infer` output) and register it as `registered_name`
     with alias candidate; returns the version."""
     import actionops
-    from actionops.models.checkpoint import build_from_checkpoint, infer_numpy, load_checkpoint, pyfunc_model
+    from actionops.models.checkpoint import build_from_checkpoint, infer_numpy, load_checkpoint, pyfunc_model_code
     from actionops.platform import tracking
 
     module = build_from_checkpoint(load_checkpoint(checkpoint))
-    return tracking.log_python_model(pyfunc_model(), {"checkpoint": str(checkpoint)}, example, infer_numpy(module, example),
+    return tracking.log_python_model(pyfunc_model_code(), {"checkpoint": str(checkpoint)}, example, infer_numpy(module, example),
                                      registered_name=registered_name, version_tags=tags,
                                      code_paths=[str(Path(actionops.__file__).parent)])

@@ -5,6 +5,11 @@ Store: `MLFLOW_TRACKING_URI` when set (e.g. an MLflow server for a cluster), els
 Experiments are created once, on the driver (`ensure_experiment`), before any worker or trial
 starts: concurrent creation races on SQLite. Registry promotion uses aliases (`candidate`,
 `champion`), not the deprecated stages.
+
+Models are logged as code (MLflow's models-from-code): the pyfunc wrapper is a source file logged
+with the model and run on load, the weights a checkpoint artifact read with
+`torch.load(weights_only=True)` (tensors and plain containers). Loading a registered model runs our
+code and reads tensors; no pickled Python object is in the model directory.
 """
 
 from __future__ import annotations
@@ -409,7 +414,7 @@ def _quiet_mlflow() -> None:
 
 
 def log_python_model(
-    python_model: Any,
+    python_model: str,
     artifacts: Mapping[str, str],
     input_example: Mapping[str, Any],
     output_example: Any,
@@ -422,14 +427,18 @@ def log_python_model(
 ) -> str | None:
     """Log a pyfunc model in the active run (signature from a dict of numpy inputs and their
     outputs, computed by the caller), optionally register it with `alias`; return the version.
-    Tracking knows no model: the caller passes the `python_model` that rebuilds it."""
+    Tracking knows no model: `python_model` is the path of the source file that defines it
+    (MLflow's models-from-code: the file is logged and run on load, nothing is pickled), `artifacts`
+    its weights, `code_paths` the packages it imports."""
     import mlflow
 
-    with warnings.catch_warnings():  # cloudpickle and type-hint notices about the wrapper class
+    if not str(python_model).endswith(".py"):
+        raise TypeError("log_python_model takes the path of a models-from-code .py file, not an object (it would be pickled)")
+    with warnings.catch_warnings():  # type-hint notices about the wrapper class
         warnings.simplefilter("ignore")
         info = mlflow.pyfunc.log_model(
             name=name,
-            python_model=python_model,
+            python_model=str(python_model),
             artifacts=dict(artifacts),
             signature=mlflow.models.infer_signature(dict(input_example), output_example),
             code_paths=code_paths,

@@ -141,19 +141,57 @@ def frame_folders(folder: Path, threshold: int) -> list[Path]:
     return [f for f in found if not any(parent in found for parent in f.parents)]
 
 
-def pack_folder(sub: Path) -> Path:
-    """Write `<sub>.tar`: files in sorted order, fixed mtime/owner, so the same frames give the
-    same bytes (and the same DVC hash)."""
-    target = sub.with_name(sub.name + ".tar")
-    tmp = target.with_name(f".{target.name}.tmp")
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+def _write_tar(sub: Path, fileobj: Any) -> None:
+    with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(p for p in sub.rglob("*") if p.is_file()):
             info = tarfile.TarInfo(str(path.relative_to(sub)))
             info.size, info.mtime, info.mode = path.stat().st_size, 0, 0o644
             with path.open("rb") as fh:
                 tar.addfile(info, fh)
+
+
+def pack_folder(sub: Path) -> Path:
+    """Write `<sub>.tar`: files in sorted order, fixed mtime/owner, so the same frames give the
+    same bytes (and the same DVC hash)."""
+    target = sub.with_name(sub.name + ".tar")
+    tmp = target.with_name(f".{target.name}.tmp")
+    with tmp.open("wb") as fh:
+        _write_tar(sub, fh)
     tmp.replace(target)
     return target
+
+
+class _HashSink:
+    """A write-only file object that only hashes what it is given."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self.hash = hashlib.md5()
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return len(data)
+
+    def tell(self) -> int:  # tarfile asks; nothing needs a real position
+        return 0
+
+
+def packed_digest(sub: Path) -> str:
+    """md5 of the tar `pack_folder(sub)` would write, without writing it."""
+    sink = _HashSink()
+    _write_tar(sub, sink)
+    return sink.hash.hexdigest()
+
+
+def _file_md5(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def unpack_folder(tar_path: Path) -> Path:
@@ -265,23 +303,49 @@ def _dataset(root: Path, name: str) -> dict[str, Any]:
 
 
 def list_versions(name: str, start: str | Path = ".") -> dict[str, Any]:
-    """Versions of dataset `name`, which one the workspace holds, and whether it was edited since."""
+    """Versions of dataset `name`, which one the workspace holds, and whether it was edited since
+    (`modified`: true, false, or "unknown" when DVC cannot tell; `edits` says what)."""
     root = require_repo(start)
     dataset = _dataset(root, name)
     dvc_file = root / f"{dataset['path']}.dvc"
     current = _dvc_entry(dvc_file).get("md5") if dvc_file.is_file() else None
-    modified = _edited_since_add(root, dataset["path"])
+    try:
+        edits = unsaved_edits(root, dataset)
+        modified: bool | str = bool(edits)
+    except VersioningError as exc:
+        edits, modified = [exc.message], "unknown"
     rows = [{k: v for k, v in version.items() if k != "dvc"} | {"current": version["md5"] == current}
             for version in dataset["versions"]]
-    return {"name": name, "path": dataset["path"], "versions": rows, "modified": modified}
+    return {"name": name, "path": dataset["path"], "versions": rows, "modified": modified, "edits": edits}
 
 
-def _edited_since_add(root: Path, rel: str) -> bool:
-    """True when the folder differs from what its .dvc file records (`dvc status`)."""
-    if not (root / f"{rel}.dvc").is_file():
-        return False
-    status = run_dvc(["status", "--json", f"{rel}.dvc"], root, check=False)
-    return status.returncode == 0 and bool(json.loads(status.stdout or "{}"))
+def unsaved_edits(root: Path, dataset: dict[str, Any]) -> list[str]:
+    """What the dataset's folder holds that is in no recorded version: files DVC sees changed
+    (`dvc status` of its .dvc file) and packed frame folders whose content no longer matches their
+    tar (DVC sees only the tar). Fails closed: raises VersioningError when DVC cannot tell."""
+    rel = dataset["path"]
+    edits = []
+    if (root / f"{rel}.dvc").is_file():
+        status = run_dvc(["status", "--json", f"{rel}.dvc"], root, check=False)
+        lines = [ln for ln in (status.stderr + status.stdout).splitlines() if ln.strip()]
+        try:
+            changed = json.loads(status.stdout or "{}") if status.returncode == 0 else None
+        except ValueError:
+            changed = None
+        if changed is None:
+            detail = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "no output")
+            raise VersioningError(f"cannot tell whether {rel} has edits in no version: `dvc status` failed "
+                                  f"({detail.removeprefix('ERROR: ')})",
+                                  "fix what DVC reports (run `dvc status` there), or pass --force to discard the folder's "
+                                  "current content")
+        if changed:
+            edits.append(f"{rel}: files changed since the last `actionops data add`")
+    folder = root / rel
+    for sub in sorted({sub for v in dataset.get("versions", []) for sub in v.get("packed", [])}):
+        frames, tar = folder / sub, folder / f"{sub}.tar"
+        if frames.is_dir() and (not tar.is_file() or packed_digest(frames) != _file_md5(tar)):
+            edits.append(f"{rel}/{sub}/: edited since it was packed into {sub}.tar")
+    return edits
 
 
 def find_version(dataset: dict[str, Any], spec: str) -> dict[str, Any]:
@@ -305,9 +369,11 @@ def checkout_dataset(ref: str, start: str | Path = ".", *, force: bool = False) 
     version = find_version(dataset, spec)
     rel = dataset["path"]
     dvc_file = root / f"{rel}.dvc"
-    if not force and _edited_since_add(root, rel):
-        raise VersioningError(f"{rel} has changes that are in no recorded version",
-                              f"record them first (actionops data add {rel}) or pass --force to discard them")
+    if not force:  # nothing is removed before we know the folder holds nothing unrecorded
+        edits = unsaved_edits(root, dataset)
+        if edits:
+            raise VersioningError(f"{rel} has changes that are in no recorded version: {'; '.join(edits)}",
+                                  f"record them first (actionops data add {rel}) or pass --force to discard them")
     import yaml
 
     dvc_file.write_text(yaml.safe_dump({"outs": [version["dvc"]]}, sort_keys=False))
