@@ -299,6 +299,7 @@ def test_flow_cli_failure_of_one_video_keeps_others(ray_local, clips):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["videos"] == 7 and len(summary["failed"]) == 1
+    assert "changed since indexing" in summary["failed"][0]["reason"] and "data index" in summary["failed"][0]["reason"]
     strict = runner.invoke(app, ["flow", "compute", str(clips), "--method", "dis", "--strict"])
     assert strict.exit_code == 1
 

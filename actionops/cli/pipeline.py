@@ -55,7 +55,11 @@ def run(
     set_: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a method's stages in order on a dataset.
+    """Run a method's stages in order on a dataset, skipping those that are up to date.
+
+    A stage runs again when the bytes of an input changed (a video, an annotation file, a label
+    CSV, the manifest, an upstream checkpoint), when a params section it reads changed, or when
+    the actionops code changed; each row says why it ran. The same rules as `dvc repro`.
 
     \b
     Example:
@@ -81,4 +85,5 @@ def run(
         print_json(rows)
     else:
         for row in rows:
-            console.print(f"{row['stage']:18s} {row['status']}")
+            console.print(f"{row['stage']:18s} {row['status']}" + (f" ({row['reason']})" if row.get("reason") else ""),
+                          highlight=False)

@@ -26,12 +26,13 @@ class Context:
 
         return Path(self.manifest) if self.manifest else Path(self.dataset) / MANIFEST_NAME
 
-    def rows(self) -> tuple[str, list[dict]]:
-        """(layout, manifest rows), indexing the dataset first when it has no manifest (needs Ray)."""
+    def rows(self, verify: bool = True) -> tuple[str, list[dict]]:
+        """(layout, manifest rows), indexing the dataset first when it has no manifest (needs Ray).
+        With `verify`, a video changed since indexing is an error naming it (`load_manifest`)."""
         from actionops.platform.data import ensure_manifest, load_manifest
 
         ensure_manifest(Path(self.dataset), self.manifest_path, self.say)
-        return load_manifest(self.dataset, self.manifest_path)
+        return load_manifest(self.dataset, self.manifest_path, verify=verify)
 
     def say(self, text: str) -> None:
         if self.console is not None:

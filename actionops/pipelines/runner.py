@@ -1,7 +1,14 @@
 """`actionops pipeline run METHOD`: a method's stages in order, skipping up-to-date ones.
 
-A stage is up to date when its outputs exist and a stamp (`<out>/.stamps/<stage>.json`) records
-the same inputs (size and mtime of each file) and the same config sections as now.
+A stage is up to date when its outputs exist and its stamp (`<out>/.stamps/<stage>.json`) records
+what it was made from, all unchanged: the md5 of every input file's BYTES (videos, annotation
+files, label CSVs, the manifest, upstream checkpoints), the config sections it reads, and the code
+(a digest of the actionops package's sources and its version). These are the rules DVC applies to
+dvc.yaml (content hashes, params, code as a dependency), so both ways of running a pipeline agree:
+a video replaced by one of the same size and length, a changed annotation or a changed line of
+code re-runs the stages that read it; nothing changed, nothing runs. Hashes are cached per file by
+(size, mtime, inode) in `<out>/.stamps/hashes.json`, as DVC's state cache does, so an unchanged
+dataset is not read again.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +30,15 @@ def output_file(name: str) -> Callable[[Any], list[Path]]:
 
 
 def dataset_inputs(ctx: Any) -> list[Path]:
-    """Inputs of an `index` stage over a class-folder / CSV dataset: every video and CSV in it."""
-    from actionops.platform.layout import VIDEO_SUFFIXES
+    """Inputs of an `index` stage: every video of the dataset with its annotation files (pose
+    boxes, table position, labels) and the label CSVs at its root, as the layout finds them."""
+    from actionops.platform.layout import list_entries
 
     root = Path(ctx.dataset)
-    videos = (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-    return sorted([*videos, *root.glob("*.csv")])
+    _, entries, rejected = list_entries(root)
+    files = {Path(p) for e in entries for p in (e.path, e.pose_path, e.coor_path, e.annotation_path) if p}
+    files |= {Path(r.path) for r in rejected if Path(r.path).is_file()}
+    return sorted(files | set(root.glob("*.csv")))
 
 
 def index_stage(ctx: Any) -> dict:
@@ -38,50 +49,116 @@ def index_stage(ctx: Any) -> dict:
     return {"videos": len(result.manifest), "rejected": len(result.rejected)}
 
 
-def _fingerprint(ctx: Any, stage: Stage) -> dict:
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """md5 over the actionops package's Python sources (paths and bytes) and its version."""
+    import actionops
+
+    root = Path(actionops.__file__).parent
+    digest = hashlib.md5(str(actionops.__version__).encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class _HashCache:
+    """md5 of files, remembered by (size, mtime_ns, inode) across runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+
+    def md5(self, file: Path) -> str:
+        from actionops.platform.data import file_md5
+
+        st = file.stat()
+        key, stamp = str(file.resolve()), [st.st_size, st.st_mtime_ns, st.st_ino]
+        hit = self.known.get(key)
+        if hit and hit[0] == stamp:
+            return hit[1]
+        value = file_md5(file)
+        self.known[key] = [stamp, value]
+        return value
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(self.known))
+        tmp.replace(self.path)
+
+
+def _fingerprint(ctx: Any, stage: Stage, hashes: _HashCache) -> dict:
     files = {}
     for path in stage.inputs(ctx):
         path = Path(path)
-        if path.is_file():
-            st = path.stat()
-            files[str(path)] = [st.st_size, st.st_mtime_ns]
-        else:
-            files[str(path)] = None
+        files[str(path)] = hashes.md5(path) if path.is_file() else None
     sections = {name: asdict(ctx.cfg.section(name)) for name in stage.sections}
-    digest = hashlib.sha256(json.dumps(sections, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return {"inputs": files, "config": digest}
+    config = hashlib.sha256(json.dumps(sections, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"inputs": files, "config": config, "code": code_digest()}
 
 
 def _stamp_path(ctx: Any, stage: Stage) -> Path:
     return Path(ctx.out) / ".stamps" / f"{stage.name}.json"
 
 
-def is_up_to_date(ctx: Any, stage: Stage) -> bool:
+def _hashes(ctx: Any) -> _HashCache:
+    return _HashCache(Path(ctx.out) / ".stamps" / "hashes.json")
+
+
+def stale_reason(ctx: Any, stage: Stage, hashes: _HashCache | None = None) -> str | None:
+    """Why `stage` must run (None: up to date)."""
     stamp = _stamp_path(ctx, stage)
-    if stage.always or not stamp.is_file():
-        return False
-    if not all(Path(p).exists() for p in stage.outputs(ctx)):
-        return False
-    return json.loads(stamp.read_text()) == _fingerprint(ctx, stage)
+    if stage.always:
+        return "always runs (checks its own work)"
+    if not stamp.is_file():
+        return "never ran here"
+    missing = [str(p) for p in stage.outputs(ctx) if not Path(p).exists()]
+    if missing:
+        return f"output {missing[0]} is missing"
+    try:
+        recorded = json.loads(stamp.read_text())
+    except ValueError:
+        return "its stamp is unreadable"
+    now = _fingerprint(ctx, stage, hashes or _hashes(ctx))
+    if recorded.get("code") != now["code"]:
+        return "the actionops code changed"
+    if recorded.get("config") != now["config"]:
+        return f"config sections {', '.join(stage.sections)} changed"
+    changed = [p for p in set(recorded.get("inputs", {})) | set(now["inputs"])
+               if recorded.get("inputs", {}).get(p) != now["inputs"].get(p)]
+    if changed:
+        return f"{len(changed)} input file(s) changed, e.g. {sorted(changed)[0]}"
+    return None
+
+
+def is_up_to_date(ctx: Any, stage: Stage) -> bool:
+    return stale_reason(ctx, stage) is None
 
 
 def run_pipeline(method: Method, ctx: Any, *, force: bool = False, only: Sequence[str] = (),
                  on_stage: Callable[[int, Stage, str], None] | None = None) -> list[dict]:
-    """Run the stages in order; skip up-to-date ones unless `force`. Returns a row per stage."""
+    """Run the stages in order; skip up-to-date ones unless `force`. Returns a row per stage
+    (stage, status, why it ran, result)."""
     rows = []
+    hashes = _hashes(ctx)
     for i, stage in enumerate(method.stages, start=1):
         if only and stage.name not in only:
             continue
-        if not force and is_up_to_date(ctx, stage):
-            rows.append({"stage": stage.name, "status": "up to date", "result": {}})
+        reason = "--force" if force else stale_reason(ctx, stage, hashes)
+        if reason is None:
+            rows.append({"stage": stage.name, "status": "up to date", "reason": None, "result": {}})
             if on_stage:
                 on_stage(i, stage, "up to date")
             continue
         if on_stage:
-            on_stage(i, stage, "running")
+            on_stage(i, stage, f"running: {reason}")
         result = stage.run(ctx)
         stamp = _stamp_path(ctx, stage)
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps(_fingerprint(ctx, stage)))
-        rows.append({"stage": stage.name, "status": "done", "result": result})
+        stamp.write_text(json.dumps(_fingerprint(ctx, stage, hashes)))  # after the run: what it was made from
+        hashes.save()
+        rows.append({"stage": stage.name, "status": "done", "reason": reason, "result": result})
     return rows

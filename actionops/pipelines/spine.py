@@ -32,8 +32,22 @@ def dataset_version(ctx: Context) -> str | None:
 
 
 def data_id(ctx: Context) -> str:
-    """What an evaluation was computed on: the DVC version, else the dataset's absolute path."""
-    return dataset_version(ctx) or str(Path(ctx.dataset).resolve())
+    """What an evaluation was computed on: the DVC version, else the dataset's absolute path with
+    the digest of its manifest's content (video bytes, annotations, labels, splits), so that two
+    evaluations of one folder whose content changed in between never compare as the same data."""
+    version = dataset_version(ctx)
+    if version:
+        return version
+    path = str(Path(ctx.dataset).resolve())
+    try:
+        from actionops.platform.data import data_digest, file_md5, load_manifest
+
+        if Path(ctx.dataset).is_file():  # a data file (e.g. embeddings): its bytes
+            return f"{path}#{file_md5(ctx.dataset)}"
+        digest = data_digest(load_manifest(ctx.dataset, ctx.manifest_path, verify=False)[1])
+    except Exception:  # no manifest (e.g. an embeddings file): the path is all we know
+        digest = None
+    return f"{path}#{digest}" if digest else path
 
 
 def load_model_state(model: str | None, default: Path, hint: str, method: Method | None = None) -> tuple[dict, str]:

@@ -2,6 +2,12 @@
 
 Every job is split per file (or per frame range) and catches a bad file inside its UDF, so one
 corrupt video never fails a block of good ones: its row carries an `error` instead.
+
+The manifest records what each row was made from: `content_md5` of the video's bytes (with
+`size_bytes` and `mtime_ns` for a cheap check) and `annotation_md5` of its pose / table / label
+files. So the manifest's own bytes change whenever a video or an annotation does (DVC stages that
+depend on it re-run), flow is only reused for the same video bytes, and reading a video that
+changed since indexing stops with "re-run data index" instead of failing deep in a reader.
 """
 
 from __future__ import annotations
@@ -46,9 +52,13 @@ def _probe_row(row: dict[str, Any]) -> dict[str, Any]:
     from actionops.platform.video import probe_video
 
     out = {"path": row["path"], "frames": 0, "fps": 0.0, "width": 0, "height": 0, "codec": "",
-           "duration": 0.0, "people": 0, "error": None}
+           "duration": 0.0, "people": 0, "content_md5": "", "size_bytes": 0, "mtime_ns": 0, "annotation_md5": "",
+           "error": None}
     try:
         out.update(probe_video(row["path"]))
+        stat = Path(row["path"]).stat()
+        out.update(content_md5=file_md5(row["path"]), size_bytes=int(stat.st_size), mtime_ns=int(stat.st_mtime_ns),
+                   annotation_md5=annotation_md5(row))
         if row.get("pose_path"):
             records = load_pose(row["pose_path"], width=out["width"], height=out["height"])
             late = [r for r in records if r["frame"] >= out["frames"]]
@@ -65,6 +75,68 @@ def _probe_row(row: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # an unreadable file surfaces as OSError, PermissionError, ...
         out["error"] = f"{row['path']}: {type(exc).__name__}: {exc}"
     return out
+
+
+def file_md5(path: str | Path) -> str:
+    """md5 of a file's bytes (streamed)."""
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+ANNOTATION_KEYS = ("pose_path", "coor_path", "annotation_path")
+
+
+def annotation_md5(row: dict[str, Any]) -> str:
+    """One md5 over the annotation files of a manifest row (pose boxes, table position, labels);
+    empty when it has none."""
+    import hashlib
+
+    present = [(key, row[key]) for key in ANNOTATION_KEYS if row.get(key) and Path(row[key]).is_file()]
+    if not present:
+        return ""
+    digest = hashlib.md5()
+    for key, path in present:
+        digest.update(f"{key}:{file_md5(path)};".encode())
+    return digest.hexdigest()
+
+
+def data_digest(rows: Sequence[dict]) -> str | None:
+    """A digest of a manifest's content (video bytes, annotations, labels, splits): two manifests
+    with the same digest describe the same data. None for a manifest written before digests."""
+    import hashlib
+
+    if not rows or any(not r.get("content_md5") for r in rows):
+        return None
+    digest = hashlib.md5()
+    for r in sorted(rows, key=lambda r: str(r["video_id"])):
+        digest.update("|".join(str(r.get(k) or "") for k in ("video_id", "content_md5", "annotation_md5", "label",
+                                                              "split")).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def changed_since_indexing(rows: Sequence[dict]) -> list[tuple[str, str]]:
+    """(path, what changed) of rows whose video or annotation files differ from what the manifest
+    recorded (size and mtime first; bytes hashed only when those differ, e.g. after a copy)."""
+    changed = []
+    for r in rows:
+        if not r.get("content_md5"):
+            continue  # a manifest from before digests: nothing to compare with
+        path = Path(r["path"])
+        if not path.is_file():
+            changed.append((str(path), "missing"))
+            continue
+        stat = path.stat()
+        size = int(r.get("size_bytes") or -1)
+        if stat.st_size != size or (int(stat.st_mtime_ns) != int(r.get("mtime_ns") or -1) and file_md5(path) != r["content_md5"]):
+            changed.append((str(path), "its bytes differ"))
+        elif annotation_md5(r) != (r.get("annotation_md5") or ""):
+            changed.append((str(path), "its annotation files differ"))
+    return changed
 
 
 def _check_annotation(path: str) -> None:
@@ -154,7 +226,8 @@ def _entry_item(entry: VideoEntry) -> dict[str, Any]:
 
 def _manifest_columns(rows: list[dict]) -> list[str]:
     base = ["video_id", "path", "split", "label", "frames", "fps", "width", "height", "codec",
-            "duration", "people", "pose_path", "coor_path", "annotation_path", "flow_path"]
+            "duration", "people", "pose_path", "coor_path", "annotation_path", "flow_path",
+            "content_md5", "size_bytes", "mtime_ns", "annotation_md5"]
     extra = sorted({k for row in rows for k in row} - set(base))
     return base + extra
 
@@ -182,8 +255,9 @@ def ensure_manifest(root: Path, manifest: Path, say: Callable[[str], None] | Non
         say(f"[yellow]warning:[/] {len(result.rejected)} videos rejected (see {result.rejected_path})")
 
 
-def load_manifest(root: str | Path, manifest: str | Path | None = None) -> tuple[str, list[dict]]:
-    """Layout and rows of a manifest written by `index_dataset`."""
+def load_manifest(root: str | Path, manifest: str | Path | None = None, *, verify: bool = True) -> tuple[str, list[dict]]:
+    """Layout and rows of a manifest written by `index_dataset`. With `verify`, a video or an
+    annotation file that changed since indexing is an error naming it (re-run `data index`)."""
     import pandas as pd
 
     path = Path(manifest) if manifest else Path(root).resolve() / MANIFEST_NAME
@@ -193,6 +267,15 @@ def load_manifest(root: str | Path, manifest: str | Path | None = None) -> tuple
     frame = pd.read_parquet(path)
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in frame.to_dict("records")]
+    if verify:
+        changed = changed_since_indexing(rows)
+        if changed:
+            p, why = changed[0]
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise DataError(f"video {p} changed since indexing: {why}{more} (manifest {path})",
+                            f"re-run `actionops data index {meta.get('root', root)}"
+                            + (f" --out {path}`" if path.name != MANIFEST_NAME or path.parent != Path(root).resolve() else "`")
+                            + ", then the stages that read it")
     return meta.get("layout", "unknown"), rows
 
 
@@ -263,19 +346,25 @@ def compute_flow(
     spec = flowlib.FlowSpec(method=method, dis_preset=dis_preset, size=tuple(size) if size else None,
                             dtype="float16" if comp else "float32")
     items, plans, skipped = [], {}, 0
+    # a video changed since indexing fails alone, with the reason; the others go on
+    changed = dict(changed_since_indexing(rows))
+    stale = [Rejected(path, f"changed since indexing ({why}): re-run `actionops data index`") for path, why in changed.items()]
+    rows = [row for row in rows if str(row["path"]) not in changed]
     for row in rows:
-        done = resume and flowlib.is_complete(row["flow_path"], row["frames"], spec)
+        # flow is of these video bytes: a replaced video (same name, size, length) gets new flow
+        row_spec = replace(spec, source=row.get("content_md5") or None)
+        done = resume and flowlib.is_complete(row["flow_path"], row["frames"], row_spec)
         # a finished video keeps no parts; a fresh run (no resume) reuses none
-        flowlib.remove_leftovers(row["flow_path"], keep=spec if resume and not done else None)
+        flowlib.remove_leftovers(row["flow_path"], keep=row_spec if resume and not done else None)
         if done:
             skipped += 1
             continue
         chunks = flowlib.plan_chunks(int(row["frames"]), chunk_frames)
-        plans[row["video_id"]] = (row, chunks)
+        plans[row["video_id"]] = (row, chunks, row_spec)
         items += [{"video_id": row["video_id"], "path": row["path"], "flow_path": row["flow_path"],
-                   "start": s, "end": e, "spec": asdict(spec)} for s, e in chunks]
+                   "start": s, "end": e, "spec": asdict(row_spec)} for s, e in chunks]
     start = time.perf_counter()
-    remaining = {vid: len(chunks) for vid, (_, chunks) in plans.items()}
+    remaining = {vid: len(chunks) for vid, (_, chunks, _) in plans.items()}
     failed: dict[str, str] = {}
     frames_done = videos_done = 0
     if items:
@@ -297,15 +386,15 @@ def compute_flow(
             frames_done += result["frames"]  # computed now (reused parts count 0)
             remaining[vid] -= 1
             if remaining[vid] == 0:
-                row, chunks = plans[vid]
+                row, chunks, row_spec = plans[vid]
                 if vid not in failed:
-                    flowlib.assemble(row["flow_path"], chunks, spec)
+                    flowlib.assemble(row["flow_path"], chunks, row_spec)
                 videos_done += 1
             if progress:
                 progress(videos_done, frames_done, len(plans))
     seconds = time.perf_counter() - start
-    bad = [Rejected(plans[vid][0]["path"], reason) for vid, reason in failed.items()]
-    return FlowReport(videos=len(plans) - len(bad), skipped=skipped, frames=frames_done, seconds=seconds, failed=bad)
+    bad = stale + [Rejected(plans[vid][0]["path"], reason) for vid, reason in failed.items()]
+    return FlowReport(videos=len(plans) - len(bad) + len(stale), skipped=skipped, frames=frames_done, seconds=seconds, failed=bad)
 
 
 # ----------------------------------------------------------------------------- clip datasets

@@ -35,6 +35,7 @@ class FlowSpec:
     dis_preset: str = "fast"
     size: tuple[int, int] | None = None  # (W, H) or the video's own size
     dtype: str = "float32"
+    source: str | None = None  # md5 of the video's bytes (the manifest's content_md5): flow of other bytes is not reused
 
     @classmethod
     def from_dict(cls, data: dict) -> FlowSpec:

@@ -6,15 +6,9 @@ from pathlib import Path
 
 from actionops.pipelines.individual_clustering import config as _config  # noqa: F401  (registers its sections)
 from actionops.pipelines.method import Method, Stage, TuneDefaults, lazy, register_method
-from actionops.pipelines.runner import index_stage, output_file
+from actionops.pipelines.runner import dataset_inputs, index_stage, output_file
 
 STAGES = "actionops.pipelines.individual_clustering.stages"
-
-
-def _videos(ctx) -> list[Path]:
-    from actionops.platform.layout import VIDEO_SUFFIXES
-
-    return sorted(p for p in Path(ctx.dataset).glob("*/*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
 def _sample(root: Path, seed: int = 0) -> Path:
@@ -25,17 +19,13 @@ def _sample(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def _out(name: str):
-    return lambda c: [Path(c.out) / name]
-
-
 METHOD = register_method(Method(
     id="individual-clustering",
     description="Unsupervised activity clusters per person per window (operating-room videos, methods.md §1).",
     package="individual_clustering",
     sections=("autoencoder", "clustering", "optim"),
     stages=(
-        Stage("index", "probe every video, check pose files -> manifest.parquet", index_stage, _videos,
+        Stage("index", "probe every video, check pose files -> manifest.parquet", index_stage, dataset_inputs,
               lambda c: [c.manifest_path]),
         Stage("flow", "optical flow per video (resumable)", lazy(f"{STAGES}:flow_stage"), lambda c: [c.manifest_path],
               lambda c: [], ("flow",), always=True),
@@ -48,10 +38,11 @@ METHOD = register_method(Method(
               lambda c: [Path(c.out) / "ae_frame.pt", Path(c.out) / "ae_flow.pt"], output_file("clustering.pt"),
               ("autoencoder", "clustering", "optim", "train")),
         Stage("predict", "cluster every person of the test split", lambda c: lazy(f"{STAGES}:predict")(c, "test"),
-              _out("clustering.pt"), output_file("predictions/test/embeddings.npz"), ("autoencoder",)),
+              lambda c: [Path(c.out) / "clustering.pt", c.manifest_path], output_file("predictions/test/embeddings.npz"),
+              ("autoencoder",)),
         Stage("evaluate", "Hungarian accuracy, NMI, ARI, AMI, V-measure, majority vote on the test split",
-              lambda c: lazy(f"{STAGES}:evaluate")(c, "test"), _out("predictions/test/embeddings.npz"),
-              output_file("metrics_test.json")),
+              lambda c: lazy(f"{STAGES}:evaluate")(c, "test"),
+              lambda c: [Path(c.out) / "predictions/test/embeddings.npz", c.manifest_path], output_file("metrics_test.json")),
     ),
     train=lazy(f"{STAGES}:train_clustering"),
     evaluate=lazy(f"{STAGES}:evaluate_model"),
