@@ -204,8 +204,51 @@ def test_repo_dvc_yaml_repro_noop_and_param_change(tmp_path):
     assert _ran(first) == ["synth@clips", "index@clips"], first.stdout
     assert (repo / "outputs/dvc/clips/manifest.parquet").is_file()
     assert _ran(_dvc(["repro", "index@clips"], repo)) == []
+    before = _md5(repo / "outputs/dvc/clips/manifest.parquet")
     changed = _dvc(["exp", "run", "-S", "synth.seed=5", "index@clips"], repo)
     assert _ran(changed) == ["synth@clips", "index@clips"], changed.stdout
+    # same paths, labels and sizes, other frames: the manifest (content digests) differs, so training re-runs
+    assert _md5(repo / "outputs/dvc/clips/manifest.parquet") != before
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_repo_dvc_yaml_on_user_data_follows_video_bytes(tmp_path):
+    """`data.clips` in params.yaml points the real dvc.yaml at a user's folder (no synth, nothing
+    else edited); a video replaced by one of the same size and frame count re-runs the index and
+    changes the manifest, which every stage that reads the videos depends on (with the folder)."""
+    from test_lineage import same_size_replacement
+
+    repo = _repo_with_real_pipeline(tmp_path)
+    mine, other = tmp_path / "elsewhere" / "my_clips", tmp_path / "other"
+    _synth_clips(mine, videos=6, seed=3)
+    _synth_clips(other, videos=6, seed=9)
+    video = sorted(mine.rglob("*.mp4"))[0]
+    replacement = same_size_replacement(video, sorted(other.rglob("*.mp4"))[0])
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["clips"] = str(mine)  # outside the repository
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    first = _dvc(["repro", "index@clips"], repo)
+    assert _ran(first) == ["index@clips"], first.stdout  # the user's folder: no synth stage upstream
+    manifest = repo / "outputs/dvc/clips/manifest.parquet"
+    before = _md5(manifest)
+    assert _ran(_dvc(["repro", "index@clips"], repo)) == []  # nothing changed, nothing runs
+    video.write_bytes(replacement)
+    again = _dvc(["repro", "index@clips"], repo)
+    assert _ran(again) == ["index@clips"] and _md5(manifest) != before
+
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:  # who depends on the folder and the manifest
+        deps = {stage.name: {os.path.normpath(str(d.def_path)) for d in stage.deps} for stage in dvc_repo.index.stages}
+    for stage in ("train_classifier", "evaluate_classifier", "embed"):
+        assert str(mine) in deps[stage], (stage, deps[stage])
+    for stage in ("train_classifier", "evaluate_classifier", "embed", "clustering", "predict_clustering",
+                  "evaluate_clustering", "autoencoder@frame", "flow"):
+        assert any(d.endswith("manifest.parquet") for d in deps[stage]), (stage, deps[stage])
 
 
 @pytest.mark.slow

@@ -101,6 +101,18 @@ class SynthConfig:
     seed: int = 0
 
 
+@config_section("data")
+@dataclass(frozen=True)
+class DataConfig:
+    """The datasets dvc.yaml's pipelines read (`dvc repro`): your own folders (any path, inside the
+    repository or not) in place of the generated samples. The `actionops` commands take their
+    DATASET argument instead."""
+
+    or_scenes: str = "data/or"  # individual clustering: an operating-room layout (README: Datasets)
+    clips: str = "data/clips"  # classification and anomaly detection: class folders or CSVs
+    normal: str = "work_at_table"  # anomaly stages: the action of `clips` treated as normal
+
+
 @config_section("flow")
 @dataclass(frozen=True)
 class FlowConfig:
