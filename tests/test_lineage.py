@@ -164,3 +164,43 @@ def test_flow_is_recomputed_for_replaced_video_bytes(ray_local, tmp_path):
     _, rows = load_manifest(data)
     again = compute_flow(rows, method="dis")  # same name, size and length, other bytes: its flow is recomputed
     assert again.skipped == 1 and again.videos == 1 and again.frames == 8
+
+
+@pytest.mark.slow
+def test_pipeline_run_reruns_what_reads_a_changed_video_or_label(ray_local, tmp_path, monkeypatch):
+    """The real clip-classification pipeline from the CLI: nothing changed -> nothing runs; one
+    video's bytes replaced (same size and frame count) -> index, train and evaluate run again and
+    the evaluation changes; one test label changed in its CSV -> the evaluation scores the new truth."""
+    from conftest import tiny_cfg, use_stores
+
+    use_stores(monkeypatch, tmp_path)
+    data, other, out = tmp_path / "clips", tmp_path / "other", tmp_path / "out"
+    generate_clips(data, videos=20, frames=12, width=48, height=48, seed=3)
+    generate_clips(other, videos=20, frames=12, width=48, height=48, seed=4)
+    test_csv = data / "test.csv"
+    rows = test_csv.read_text().splitlines()
+    video = data / rows[1].split(",")[0]
+    replacement = same_size_replacement(video, other / rows[1].split(",")[0])
+
+    def run() -> dict:
+        result = runner.invoke(app, ["pipeline", "run", "clip-classification", str(data), "--out", str(out),
+                                     *tiny_cfg("clip-classification"), "--json"])
+        assert result.exit_code == 0, result.output
+        return {r["stage"]: r["status"] for r in json.loads(result.stdout)}
+
+    assert run() == {"index": "done", "train": "done", "evaluate": "done"}
+    predictions = (out / "predictions_eval.csv").read_text()
+    assert run() == {"index": "up to date", "train": "up to date", "evaluate": "up to date"}
+
+    video.write_bytes(replacement)
+    assert run() == {"index": "done", "train": "done", "evaluate": "done"}
+    changed = (out / "predictions_eval.csv").read_text()
+    assert changed != predictions  # the scores of a model trained and evaluated on the new bytes
+
+    path, label = rows[1].rsplit(",", 1)
+    labels = sorted({line.rsplit(",", 1)[1] for line in rows[1:]})
+    new_label = next(lab for lab in labels if lab != label)
+    test_csv.write_text("\n".join([rows[0], f"{path},{new_label}", *rows[2:]]) + "\n")
+    assert run()["evaluate"] == "done"
+    truth = {line.split(",")[0]: line.split(",")[1] for line in (out / "predictions_eval.csv").read_text().splitlines()[1:]}
+    assert truth[str(Path(path).with_suffix(""))] == new_label

@@ -32,13 +32,14 @@ def output_file(name: str) -> Callable[[Any], list[Path]]:
 def dataset_inputs(ctx: Any) -> list[Path]:
     """Inputs of an `index` stage: every video of the dataset with its annotation files (pose
     boxes, table position, labels) and the label CSVs at its root, as the layout finds them."""
+    from actionops.platform.data import REJECTED_NAME
     from actionops.platform.layout import list_entries
 
     root = Path(ctx.dataset)
     _, entries, rejected = list_entries(root)
     files = {Path(p) for e in entries for p in (e.path, e.pose_path, e.coor_path, e.annotation_path) if p}
     files |= {Path(r.path) for r in rejected if Path(r.path).is_file()}
-    return sorted(files | set(root.glob("*.csv")))
+    return sorted(files | {p for p in root.glob("*.csv") if p.name != REJECTED_NAME})  # not what index writes
 
 
 def index_stage(ctx: Any) -> dict:
