@@ -223,10 +223,17 @@ def test_bad_inputs_are_clear_errors(run_of, tmp_path):
         result = runner.invoke(app, ["train", "clustering", *common, "--set", "clustering.add_spatial_feature=true"])
     finally:
         moved.rename(coor)
-    assert result.exit_code != 0 and "missing table centre" in str(result.exception)
-    assert "coor.npy" in str(result.exception)
+    # removed after indexing: named as a change since indexing (re-index, then the check below names it)
+    assert result.exit_code != 0 and f"its annotation file {coor} is missing" in str(result.exception)
     many = runner.invoke(app, ["train", "clustering", *common, "--set", "clustering.n_clusters=500"])
     assert "clustering.n_clusters=500" in str(many.exception)
+    nocoor = tmp_path / "nocoor"
+    generate_or_scenes(nocoor, videos=2, frames=8, width=64, height=48, seed=9)
+    next((nocoor / "train").glob("*/coor.npy")).unlink()  # absent when indexed: the spatial feature cannot be built
+    assert runner.invoke(app, ["flow", "compute", str(nocoor), *TINY]).exit_code == 0
+    spatial = runner.invoke(app, ["train", "clustering", str(nocoor), "--out", str(run["out"]), *TINY,
+                                  "--set", "clustering.add_spatial_feature=true"])
+    assert spatial.exit_code != 0 and "missing table centre" in str(spatial.exception) and "coor.npy" in str(spatial.exception)
     fresh = tmp_path / "noflow"
     generate_or_scenes(fresh, videos=2, frames=8, width=64, height=48, seed=9)
     noflow = runner.invoke(app, ["train", "autoencoder", str(fresh), "--out", str(tmp_path / "o"), *TINY, "--datatype", "flow"])

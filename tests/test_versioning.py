@@ -196,32 +196,30 @@ def _repo_with_real_pipeline(tmp_path: Path) -> Path:
     return repo
 
 
-def test_repo_dvc_yaml_repro_noop_and_param_change(tmp_path):
-    """The data stages of the real dvc.yaml: repro, a no-op repro, and a changed param re-running
-    the stages that depend on it (the training stages run in the slow test below)."""
-    repo = _repo_with_real_pipeline(tmp_path)
-    first = _dvc(["repro", "index@clips"], repo)
-    assert _ran(first) == ["synth@clips", "index@clips"], first.stdout
-    assert (repo / "outputs/dvc/clips/manifest.parquet").is_file()
-    assert _ran(_dvc(["repro", "index@clips"], repo)) == []
-    before = _md5(repo / "outputs/dvc/clips/manifest.parquet")
-    changed = _dvc(["exp", "run", "-S", "synth.seed=5", "index@clips"], repo)
-    assert _ran(changed) == ["synth@clips", "index@clips"], changed.stdout
-    # same paths, labels and sizes, other frames: the manifest (content digests) differs, so training re-runs
-    assert _md5(repo / "outputs/dvc/clips/manifest.parquet") != before
-
-
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def test_repo_dvc_yaml_on_user_data_follows_video_bytes(tmp_path):
-    """`data.clips` in params.yaml points the real dvc.yaml at a user's folder (no synth, nothing
-    else edited); a video replaced by one of the same size and frame count re-runs the index and
-    changes the manifest, which every stage that reads the videos depends on (with the folder)."""
+def test_repo_dvc_yaml_index_follows_content_params_and_user_data(tmp_path):
+    """The data stages of the real dvc.yaml: repro, a no-op repro, a changed param re-running the
+    stages that depend on it with a different manifest (same paths, labels and sizes, other frames);
+    then `data.clips` pointed at a user's folder outside the repository (no synth, nothing else
+    edited), where a video replaced by one of the same size and frame count re-runs the index and
+    changes the manifest, which every stage that reads the videos depends on (with the folder).
+    The training stages run in the slow tests below."""
     from test_lineage import same_size_replacement
 
     repo = _repo_with_real_pipeline(tmp_path)
+    first = _dvc(["repro", "index@clips"], repo)
+    assert _ran(first) == ["synth@clips", "index@clips"], first.stdout
+    manifest = repo / "outputs/dvc/clips/manifest.parquet"
+    assert manifest.is_file()
+    assert _ran(_dvc(["repro", "index@clips"], repo)) == []
+    before = _md5(manifest)
+    changed = _dvc(["exp", "run", "-S", "synth.seed=5", "index@clips"], repo)
+    assert _ran(changed) == ["synth@clips", "index@clips"], changed.stdout
+    assert _md5(manifest) != before  # so training re-runs
+
     mine, other = tmp_path / "elsewhere" / "my_clips", tmp_path / "other"
     _synth_clips(mine, videos=6, seed=3)
     _synth_clips(other, videos=6, seed=9)
@@ -230,12 +228,9 @@ def test_repo_dvc_yaml_on_user_data_follows_video_bytes(tmp_path):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"]["clips"] = str(mine)  # outside the repository
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-    first = _dvc(["repro", "index@clips"], repo)
-    assert _ran(first) == ["index@clips"], first.stdout  # the user's folder: no synth stage upstream
-    manifest = repo / "outputs/dvc/clips/manifest.parquet"
+    user = _dvc(["repro", "index@clips"], repo)
+    assert _ran(user) == ["index@clips"], user.stdout  # the user's folder: no synth stage upstream
     before = _md5(manifest)
-    assert _ran(_dvc(["repro", "index@clips"], repo)) == []  # nothing changed, nothing runs
     video.write_bytes(replacement)
     again = _dvc(["repro", "index@clips"], repo)
     assert _ran(again) == ["index@clips"] and _md5(manifest) != before
@@ -292,3 +287,44 @@ def test_repo_dvc_yaml_repro_noop_and_experiment(tmp_path):
     assert changed["model"] == "cnn_lstm_resnet18" and changed["parameters_m"] != metrics["parameters_m"]
     shown = json.loads(_dvc(["exp", "show", "--json"], repo).stdout)
     assert "cnn_lstm_resnet18" in json.dumps(shown)
+
+
+@pytest.mark.slow
+def test_repo_dvc_yaml_reruns_training_on_replaced_video_and_evaluation_on_relabel(tmp_path):
+    """The classifier half of the real dvc.yaml on a user folder (`data.clips`): one video's bytes
+    replaced (same size and frame count) -> index, training and evaluation run again and the
+    evaluation changes; one test label changed -> the evaluation runs again and scores the new
+    truth; then nothing runs. Slow: three trainings in DVC-started processes."""
+    from test_lineage import same_size_replacement
+
+    repo = _repo_with_real_pipeline(tmp_path)
+    mine, other = tmp_path / "my_clips", tmp_path / "other"
+    _synth_clips(mine, videos=12, seed=3)
+    _synth_clips(other, videos=12, seed=9)
+    test_csv = mine / "test.csv"
+    rows = test_csv.read_text().splitlines()
+    video = mine / rows[1].split(",")[0]
+    replacement = same_size_replacement(video, other / rows[1].split(",")[0])
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["clips"] = str(mine)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {"ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"), "ACTIONOPS_STORAGE": str(tmp_path / "ray_results"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlruns/mlflow.db"}
+    predictions = repo / "outputs/dvc/clips/predictions_eval.csv"
+
+    first = _dvc(["repro", "evaluate_classifier"], repo, **env)
+    assert _ran(first) == ["index@clips", "train_classifier", "evaluate_classifier"], first.stdout
+    before = predictions.read_text()
+    video.write_bytes(replacement)
+    second = _dvc(["repro", "evaluate_classifier"], repo, **env)
+    assert _ran(second) == ["index@clips", "train_classifier", "evaluate_classifier"], second.stdout
+    assert predictions.read_text() != before
+
+    path, label = rows[1].rsplit(",", 1)
+    new_label = next(lab for lab in sorted({line.rsplit(",", 1)[1] for line in rows[1:]}) if lab != label)
+    test_csv.write_text("\n".join([rows[0], f"{path},{new_label}", *rows[2:]]) + "\n")
+    third = _dvc(["repro", "evaluate_classifier"], repo, **env)
+    assert "evaluate_classifier" in _ran(third), third.stdout
+    truth = {line.split(",")[0]: line.split(",")[1] for line in predictions.read_text().splitlines()[1:]}
+    assert truth[str(Path(path).with_suffix(""))] == new_label
+    assert _ran(_dvc(["repro", "evaluate_classifier"], repo, **env)) == []

@@ -135,7 +135,8 @@ def changed_since_indexing(rows: Sequence[dict]) -> list[tuple[str, str]]:
         if stat.st_size != size or (int(stat.st_mtime_ns) != int(r.get("mtime_ns") or -1) and file_md5(path) != r["content_md5"]):
             changed.append((str(path), "its bytes differ"))
         elif annotation_md5(r) != (r.get("annotation_md5") or ""):
-            changed.append((str(path), "its annotation files differ"))
+            gone = [r[k] for k in ANNOTATION_KEYS if r.get(k) and not Path(r[k]).is_file()]
+            changed.append((str(path), f"its annotation file {gone[0]} is missing" if gone else "its annotation files differ"))
     return changed
 
 
