@@ -47,7 +47,9 @@ def synth(
         print_json(summary)
 
 
-LayoutOpt = Annotated[str, typer.Option("--layout", help="auto, or (operating room), csv, class-folders or flat.")]
+LayoutOpt = Annotated[str, typer.Option("--layout", help="auto, or (operating room), csv, class-folders or flat for videos; "
+                                         "sequences (auto), sequences/class-folders, sequences/csv, sequences/recordings "
+                                         "or sequences/pose (pose.json tracks of a video layout) for pose / mocap sequences.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit with code 1 when any video is rejected.")]
 
 
@@ -78,11 +80,17 @@ def index(
     from actionops.platform.cluster import ray_session
     from actionops.platform.data import index_dataset
     from actionops.platform.progress import progress_bar
+    from actionops.platform.sequences import index_sequences, is_sequence_dataset
 
     cfg = load_cfg(params, set_, ray__address=address)
     quiet = None if json_out else console
-    with ray_session(cfg.ray), progress_bar(quiet, "probing videos", 0) as update:
-        result = index_dataset(dataset, layout=layout, out=out, flow_dir=flow_dir, progress=lambda d, t: update(d, total=t))
+    sequences = layout.startswith("sequences") or (layout == "auto" and is_sequence_dataset(dataset))
+    with ray_session(cfg.ray), progress_bar(quiet, "reading sequences" if sequences else "probing videos", 0) as update:
+        if sequences:
+            seq_layout = layout.partition("/")[2] or "auto"
+            result = index_sequences(dataset, layout=seq_layout, out=out, progress=lambda d, t: update(d, total=t))
+        else:
+            result = index_dataset(dataset, layout=layout, out=out, flow_dir=flow_dir, progress=lambda d, t: update(d, total=t))
     summary = index_summary(result)
     if json_out:
         print_json(summary)
@@ -96,26 +104,34 @@ def index_summary(result) -> dict:
     m = result.manifest
     splits = {str(k): int(v) for k, v in m["split"].value_counts().sort_index().items()} if len(m) else {}
     labels = sorted({str(v) for v in m["label"].dropna()}) if len(m) else []
-    return {"layout": result.layout, "videos": int(len(m)), "rejected": len(result.rejected),
-            "splits": splits, "labels": labels, "frames": int(m["frames"].sum()) if len(m) else 0,
-            "hours": float(m["duration"].sum() / 3600) if len(m) else 0.0,
-            "sizes": sorted({f"{w}x{h}" for w, h in zip(m["width"], m["height"])}) if len(m) else [],
-            "manifest": str(result.manifest_path), "rejected_csv": str(result.rejected_path),
+    summary = {"layout": result.layout, "videos": int(len(m)), "rejected": len(result.rejected),
+               "splits": splits, "labels": labels, "frames": int(m["frames"].sum()) if len(m) else 0}
+    if "dims" in m:  # sequences: channels instead of sizes, truth files instead of hours
+        summary.update(sequences=summary.pop("videos"), dims=sorted({int(d) for d in m["dims"]}) if len(m) else [],
+                       with_truth=int(m["truth_path"].notna().sum()) if len(m) else 0,
+                       nonfinite_frames_dropped=int(m["nonfinite_dropped"].sum()) if len(m) else 0)
+    else:
+        summary.update(hours=float(m["duration"].sum() / 3600) if len(m) else 0.0,
+                       sizes=sorted({f"{w}x{h}" for w, h in zip(m["width"], m["height"])}) if len(m) else [])
+    return {**summary, "manifest": str(result.manifest_path), "rejected_csv": str(result.rejected_path),
             "rejected_rows": [{"path": r.path, "reason": r.reason} for r in result.rejected]}
 
 
 def show_index(summary: dict, result) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{summary['videos']} videos indexed ({summary['layout']} layout)")
+    noun = "sequences" if "sequences" in summary else "videos"
+    table = Table(title=f"{summary[noun]} {noun} indexed ({summary['layout']} layout)")
     table.add_column("")
     table.add_column("value")
-    for key in ("splits", "labels", "frames", "hours", "sizes", "manifest"):
+    keys = ("splits", "labels", "frames", "dims", "with_truth", "nonfinite_frames_dropped") if noun == "sequences" else \
+        ("splits", "labels", "frames", "hours", "sizes")
+    for key in (*keys, "manifest"):
         value = summary[key]
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in value.items())
         elif isinstance(value, list):
-            value = ", ".join(value[:12]) + (" ..." if len(value) > 12 else "")
+            value = ", ".join(map(str, value[:12])) + (" ..." if len(value) > 12 else "")
         elif isinstance(value, float):
             value = f"{value:.3f}"
         table.add_row(key, str(value))
@@ -124,6 +140,39 @@ def show_index(summary: dict, result) -> None:
         console.print(f"[yellow]warning:[/] {len(result.rejected)} rejected (see {result.rejected_path}):")
         for row in result.rejected[:10]:
             console.print(f"  [yellow]-[/] {row.reason}", highlight=False, markup=False)
+
+
+@app.command("concat")
+def concat(
+    dataset: Annotated[Path, typer.Argument(help="A labelled sequence dataset (class folders or CSVs of .txt/.csv/.npy/.mat files).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the recording (created); itself a dataset the sequence commands accept.")],
+    actions: Annotated[int, typer.Option("--actions", min=1, help="How many different actions (labels), drawn at random.")] = 3,
+    per_action: Annotated[int, typer.Option("--per-action", min=1, help="Instances of each action (files, drawn at random).")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same recording.")] = 0,
+    split: Annotated[Optional[str], typer.Option("--split", help="Draw only from this split (default: every split).")] = None,
+    name: Annotated[str, typer.Option("--name", help="File name of the recording (without suffix).")] = "recording",
+    json_out: JsonOpt = False,
+) -> None:
+    """Build a test recording: PER_ACTION instances of each of ACTIONS randomly chosen actions in
+    random order, as OUT/NAME.npy with OUT/NAME.labels.csv (one label a frame) and NAME.json (what
+    went in). The reference's case (i) of sequence clustering.
+
+    \b
+    Example:
+      actionops data concat ../shared/data/cmu_mocap --actions 5 --per-action 2 --seed 0 --out data/cmu5_s0
+    """
+    from actionops.platform.sequences import concat_recording, list_sequences
+
+    _, entries, _ = list_sequences(dataset)
+    if split:
+        entries = [e for e in entries if e.split == split]
+    summary = concat_recording(entries, actions=actions, per_action=per_action, seed=seed, out=out, name=name)
+    if json_out:
+        print_json(summary)
+    else:
+        console.print(f"{summary['recording']}: {summary['frames']} frames, {len(summary['pieces'])} pieces of "
+                      f"{', '.join(summary['actions'])} (labels in {Path(summary['recording']).with_suffix('')}.labels.csv)",
+                      highlight=False)
 
 
 @app.command("add")

@@ -88,7 +88,7 @@ def file_md5(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-ANNOTATION_KEYS = ("pose_path", "coor_path", "annotation_path")
+ANNOTATION_KEYS = ("pose_path", "coor_path", "annotation_path", "truth_path")
 
 
 def annotation_md5(row: dict[str, Any]) -> str:
