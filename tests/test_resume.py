@@ -23,6 +23,7 @@ from conftest import tiny_cfg, use_stores
 METHOD = "individual-clustering"
 
 
+@pytest.mark.slow  # 80 s: a real process group SIGKILLed and a second CLI run
 def test_sigkilled_training_resumes_remaining_epochs_into_the_same_run(method_runs, tmp_path, monkeypatch):
     run = method_runs(METHOD)  # its autoencoder_frame stage is the uninterrupted run
     epochs = run["ctx"].cfg.autoencoder.epochs

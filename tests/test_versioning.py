@@ -200,6 +200,7 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # 80 s: five DVC-started indexing processes; test_lineage.py covers the rules fast
 def test_repo_dvc_yaml_index_follows_content_params_and_user_data(tmp_path):
     """The data stages of the real dvc.yaml: repro, a no-op repro, a changed param re-running the
     stages that depend on it with a different manifest (same paths, labels and sizes, other frames);
