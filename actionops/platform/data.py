@@ -248,10 +248,13 @@ def resolve_dataset(dataset: str | Path) -> tuple[Path, Path]:
 
 
 def ensure_manifest(root: Path, manifest: Path, say: Callable[[str], None] | None = None) -> None:
-    """Index `root` into `manifest` when it does not exist yet (needs a Ray session)."""
+    """Index `root` (videos, or pose / mocap sequences) into `manifest` when it does not exist yet
+    (needs a Ray session)."""
+    from actionops.platform.sequences import index_sequences, is_sequence_dataset
+
     if manifest.is_file():
         return
-    result = index_dataset(root, out=manifest)
+    result = index_sequences(root, out=manifest) if is_sequence_dataset(root) else index_dataset(root, out=manifest)
     if result.rejected and say:
         say(f"[yellow]warning:[/] {len(result.rejected)} videos rejected (see {result.rejected_path})")
 

@@ -1,0 +1,45 @@
+"""params.yaml sections of sequence clustering and temporal segmentation (methods.md §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from actionops.platform.config import NonNegative, NonNegativeFloat, Positive, PositiveFloat, Range, config_section
+
+
+@config_section("sequences")
+@dataclass(frozen=True)
+class SequencesConfig:
+    """Windows and the GRU seq2seq (`actionops train sequences`); reference values in comments."""
+
+    subsample: Positive = 2  # keep every n-th frame (reference: every second)
+    min_std: NonNegativeFloat = 1e-4  # channels with a smaller std on the training data are dropped
+    source_len: Positive = 25  # frames the encoder reads (reference 25; subject 86: 50)
+    target_len: Positive = 25  # frames the decoder predicts (reference 25)
+    stride: Positive = 5  # frames between window starts
+    hidden: Positive = 1024  # GRU units (reference 1024)
+    decoder: Literal["learned", "fixed_weights", "fixed_state"] = "learned"  # see models/seq2seq.py
+    residual: bool = True  # predict the change from the previous frame
+    epochs: Positive = 20
+    batch_size: Positive = 16  # reference 16
+    lr: PositiveFloat = 1e-4  # Adam (reference 1e-4)
+    clip_grad: PositiveFloat = 1.0  # reference 1
+    train_split: str | None = None  # train on this split only (default: every sequence: unsupervised)
+    registered_model: str = "sequence-seq2seq"
+
+
+@config_section("seqcluster")
+@dataclass(frozen=True)
+class SeqClusterConfig:
+    """Clustering the windows' embeddings (`actionops cluster sequences`) and cutting recordings
+    (`actionops segment`)."""
+
+    n_clusters: Annotated[int, Range(2)] | None = None  # None: chosen by the best silhouette in [2, max_clusters]
+    max_clusters: Annotated[int, Range(2)] = 10
+    algorithm: Literal["agglomerative", "kmeans"] = "agglomerative"  # kmeans runs on faiss
+    linkage: Literal["single", "average", "complete", "ward"] = "average"  # agglomerative (cosine; ward: euclidean)
+    embedding: Literal["decoder", "encoder", "both"] = "decoder"  # which state represents a window
+    split: str | None = "test"  # the split clustered by default (None: every sequence)
+    smooth: NonNegative = 2  # median filter over this many windows each side before labels are read
+    min_segment: NonNegative = 0  # segments shorter than this many frames merge into a neighbour (0: from leave-one-out)
