@@ -4,6 +4,7 @@ cut recordings at their boundaries, score against the truth."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +88,14 @@ class _Embedder:
     """Ray Data UDF: the model built once per actor; windows -> encoder / decoder states and the
     prediction error of each window."""
 
-    def __init__(self, state: dict) -> None:
+    def __init__(self, state: Any) -> None:
+        import ray
         import torch
 
         from actionops.models.checkpoint import build_from_checkpoint
 
+        if isinstance(state, ray.ObjectRef):  # passed through the object store (one copy for every actor)
+            state = ray.get(state)
         torch.set_num_threads(1)
         self.model = build_from_checkpoint(state)
         self.source_len = int(state["windows"]["source_len"])
@@ -115,8 +119,10 @@ def embed_rows(rows: list[dict], state: dict, say: Any = None) -> dict[str, np.n
     spec, normaliser = checkpoint_spec(state)
     ds = window_dataset(rows, spec, normaliser, say)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
-    out = ds.map_batches(_Embedder, fn_constructor_kwargs={"state": state}, batch_size=64, batch_format="numpy",
-                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(2, cpus)), num_cpus=1)
+    with warnings.catch_warnings():  # max_restarts travels as a ray_remote_arg (deprecation notice)
+        warnings.simplefilter("ignore")
+        out = ds.map_batches(_Embedder, fn_constructor_kwargs={"state": ray.put(state)}, batch_size=64,
+                             batch_format="numpy", concurrency=(1, min(2, cpus)), num_cpus=1, max_restarts=0)
     parts: dict[str, list] = {k: [] for k in ("video_id", "start", "frames", "encoder", "decoder", "error")}
     for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
         for key in parts:
