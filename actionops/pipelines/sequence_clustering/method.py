@@ -78,6 +78,7 @@ METHOD = register_method(Method(
     learning=(("history_seq2seq.json", "loss", 0.3),),
     words=("sequences",),
     tiny=("sequences.hidden=32", "sequences.source_len=8", "sequences.target_len=8", "sequences.stride=4",
-          "sequences.subsample=1", "sequences.epochs=15", "sequences.lr=0.01", "seqcluster.smooth=1"),
+          "sequences.subsample=1", "sequences.epochs=15", "sequences.lr=0.01", "seqcluster.smooth=1",
+          "seqcluster.linkage=average"),  # separate short sequences: single linkage chains across them
     commands="actionops.pipelines.sequence_clustering.commands",
 ))
