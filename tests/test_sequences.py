@@ -85,6 +85,8 @@ def test_ground_truth_barbic_and_frame_labels(tmp_path):
     assert (segs[1].earliest, segs[1].latest) == (90, 110) and (segs[2].earliest, segs[2].latest) == (190, 230)
     with pytest.raises(DataError, match="covers 300 frames but its recording has 280"):
         read_ground_truth(gt, frames=280)
+    # a last frame given inclusive / 1-based (off by one, as in most CMU subject-86 files) is stretched
+    assert read_ground_truth(gt, frames=301)[-1].end == 301 and read_ground_truth(gt, frames=299)[-1].end == 299
     labels = tmp_path / "r.labels.csv"
     labels.write_text("frame,label\n" + "".join(f"{i},{'a' if i < 3 else 'b'}\n" for i in range(5)))
     assert frame_labels(read_ground_truth(labels)) == ["a", "a", "a", "b", "b"]

@@ -180,7 +180,8 @@ def read_ground_truth(path: str | Path, frames: int | None = None) -> list[Segme
     """Segments of a truth file: a per-frame labels CSV (`label` column, or one label per line) or
     a Barbic et al. ground-truth file (number of segments, then `<index> <description>` and
     `<earliest> <best> <latest>` per segment; the last gives only its end). Out-of-order
-    earliest/latest are taken as [min, max]. With `frames`, a truth of another length is an error."""
+    earliest/latest are taken as [min, max]. With `frames`, a truth of another length is an error,
+    except one frame off (an inclusive or 1-based last frame), which is stretched to the recording."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"ground truth {path} does not exist")
@@ -191,6 +192,9 @@ def read_ground_truth(path: str | Path, frames: int | None = None) -> list[Segme
         segments = _read_barbic(path)
     end = segments[-1].end
     if frames is not None and end != frames:
+        if abs(end - frames) <= 1:  # an inclusive / 1-based last frame (8 of the 10 CMU subject-86 files): stretch it
+            last = segments[-1]
+            return [*segments[:-1], Segment(last.label, last.start, frames, last.earliest, last.latest)]
         raise DataError(f"ground truth {path} covers {end} frames but its recording has {frames}",
                         "the truth must label every frame of the recording it belongs to")
     return segments
