@@ -184,14 +184,6 @@ def packed_digest(sub: Path) -> str:
     return sink.hash.hexdigest()
 
 
-def _file_md5(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.md5()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unpack_folder(tar_path: Path) -> Path:
@@ -323,6 +315,8 @@ def unsaved_edits(root: Path, dataset: dict[str, Any]) -> list[str]:
     """What the dataset's folder holds that is in no recorded version: files DVC sees changed
     (`dvc status` of its .dvc file) and packed frame folders whose content no longer matches their
     tar (DVC sees only the tar). Fails closed: raises VersioningError when DVC cannot tell."""
+    from actionops.platform.data import file_md5
+
     rel = dataset["path"]
     edits = []
     if (root / f"{rel}.dvc").is_file():
@@ -343,7 +337,7 @@ def unsaved_edits(root: Path, dataset: dict[str, Any]) -> list[str]:
     folder = root / rel
     for sub in sorted({sub for v in dataset.get("versions", []) for sub in v.get("packed", [])}):
         frames, tar = folder / sub, folder / f"{sub}.tar"
-        if frames.is_dir() and (not tar.is_file() or packed_digest(frames) != _file_md5(tar)):
+        if frames.is_dir() and (not tar.is_file() or packed_digest(frames) != file_md5(tar)):
             edits.append(f"{rel}/{sub}/: edited since it was packed into {sub}.tar")
     return edits
 
