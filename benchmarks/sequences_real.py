@@ -1,7 +1,11 @@
-"""Benchmark: sequence clustering on real motion capture nobody here made (CMU, exp-map format).
+"""Benchmark: sequence clustering and segmentation on real motion capture nobody here made (CMU,
+exp-map format).
 
-    python -m benchmarks.sequences_real [--actions 3 5 7] [--seeds 10] [--hidden 256] [--epochs 8]
-                                        [--linkages single average] [--out FILE]
+    python -m benchmarks.sequences_real [--parts cases variants subject86] [--actions 3 5 7] [--seeds 10]
+                                        [--hidden 256] [--epochs 8] [--linkages single average] [--out FILE]
+
+Each part run replaces its own entry in the output JSON and keeps the others (so parts can be run
+one at a time).
 
 Case (i) of the reference: for each number of actions and seed, `data concat` builds a recording
 from one instance of each of N randomly chosen actions of `../shared/data/cmu_mocap` (train and
@@ -11,8 +15,20 @@ per frame (ARI, AMI, V-measure, Hungarian accuracy) for each embedding / linkage
 on the same windows and frames: k-means on the raw (normalised) windows, on window statistics
 (mean, std, mean absolute change per channel), and PCA (20) + k-means. Mean and std over seeds.
 The Ray Data overhead ratio of this job is not measured here (benchmarks/ingest_flow.py does it
-for videos). Not yet here: subject 86 segmentation (see README). Writes
-benchmarks/results/sequences_real.json.
+for videos).
+
+variants: the same case (i) with the decoder variants of `models/seq2seq.py` (default
+fixed_state, fixed_weights) on --variant-actions / --variant-seeds, against the plain model of
+the cases part on the same seeds.
+
+subject86: one seq2seq trained on all subject-86 trials (unsupervised: no label is read in
+training), then `segment` with each boundary cue (embedding change, prediction error, cluster
+labels); per trial boundary P/R/F1 (inside the annotated [earliest, latest] windows) and frame
+accuracy, the cue's width / peak share / shortest segment chosen leave-one-trial-out. Baseline:
+the same change-point detector and selection on the raw normalised frames (cosine change of the
+windows' mean pose). With --adversarial W > 0 a second model is trained with the two GRU
+discriminators of the reference's subject-86 variant and segmented with the default cue.
+Writes benchmarks/results/sequences_real.json.
 """
 
 from __future__ import annotations
@@ -59,7 +75,7 @@ def baselines(ctx, rows, spec, normaliser, k: int, seed: int) -> dict:
     return out
 
 
-def one_run(actions: int, seed: int, args, work: Path) -> dict:
+def one_run(actions: int, seed: int, args, work: Path, decoder: str = "learned") -> dict:
     from actionops.pipelines import load_config
     from actionops.pipelines.context import Context
     from actionops.pipelines.sequence_clustering.data import checkpoint_spec, sequence_rows
@@ -70,9 +86,9 @@ def one_run(actions: int, seed: int, args, work: Path) -> dict:
     data = work / f"a{actions}_s{seed}"
     summary = concat_recording(entries, actions=actions, per_action=1, seed=seed, out=data)
     sets = [f"sequences.hidden={args.hidden}", f"sequences.epochs={args.epochs}", f"sequences.lr={args.lr}",
-            "seqcluster.split=null", f"train.seed={seed}"]
+            "seqcluster.split=null", f"train.seed={seed}", f"sequences.decoder={decoder}"]
     cfg = load_config(None, sets)
-    ctx = Context(cfg=cfg, dataset=data, out=work / f"out_a{actions}_s{seed}")
+    ctx = Context(cfg=cfg, dataset=data, out=work / f"out_a{actions}_s{seed}_{decoder}")
     tick = time.perf_counter()
     trained = train_sequences(ctx, register=False)
     seconds = time.perf_counter() - tick
@@ -99,8 +115,96 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+def subject86(args, work: Path) -> dict:
+    """Segmentation of the subject-86 trials: each cue of `segment`, the raw-pose change-point
+    baseline, and (optionally) the adversarial variant."""
+    from actionops.evaluation.segmentation import boundary_scores, frame_accuracy
+    from actionops.pipelines import load_config
+    from actionops.pipelines.context import Context
+    from actionops.pipelines.sequence_clustering.data import (checkpoint_spec, frame_truth, read_row, sequence_rows,
+                                                              truth_segments)
+    from actionops.pipelines.sequence_clustering.stages import (_segment_labels, choose_boundaries, load_model, segment,
+                                                                train_sequences)
+
+    data = SHARED / "cmu_mocap" / "subject_86"
+    base = [f"sequences.hidden={args.hidden}", f"sequences.epochs={args.s86_epochs}", f"sequences.lr={args.lr}",
+            "seqcluster.split=null", "train.seed=0"]
+    report: dict = {"config": {"epochs": args.s86_epochs, "hidden": args.hidden, "lr": args.lr}, "cues": {}}
+
+    def cues(ctx_sets: list[str], out: Path, which: list[tuple[str, str]]) -> dict:
+        got = {}
+        for cue, embedding in which:
+            cfg = load_config(None, [*ctx_sets, f"seqcluster.boundary_cue={cue}", f"seqcluster.segment_embedding={embedding}"])
+            m = segment(Context(cfg=cfg, dataset=data, out=out / f"{cue}_{embedding}"))
+            got[f"{cue}/{embedding}"] = {k: m[k] for k in ("boundary_precision", "boundary_recall", "boundary_f1",
+                                                            "frame_accuracy")} | {"trials": m["recordings"]}
+            print(f"subject 86, {cue}/{embedding}: boundary F1 {m['boundary_f1']:.3f} (P {m['boundary_precision']:.3f} "
+                  f"R {m['boundary_recall']:.3f}), frame accuracy {m['frame_accuracy']:.3f}", flush=True)
+        return got
+
+    cfg = load_config(None, base)
+    ctx = Context(cfg=cfg, dataset=data, out=work / "s86")
+    tick = time.perf_counter()
+    trained = train_sequences(ctx, register=False)
+    report["train_seconds"], report["final_loss"] = round(time.perf_counter() - tick, 1), trained["final_loss"]
+    report["cues"] = cues(base, ctx.out, [("embedding", "both"), ("embedding", "decoder"), ("embedding", "encoder"),
+                                          ("error", "both"), ("labels", "both")])
+    # baseline: the same detector and selection on the raw normalised frames
+    state, _ = load_model(ctx, None)
+    spec, normaliser = checkpoint_spec(state)
+    every, length = int(spec["subsample"]), int(spec["source_len"]) + int(spec["target_len"])
+    recs = {}
+    for row in sequence_rows(ctx):
+        x = normaliser(read_row(row, every))
+        starts = np.arange(0, len(x) - length + 1, int(spec["stride"]))
+        pose = np.stack([x[s:s + int(spec["source_len"])].mean(0) for s in starts])
+        truth = frame_truth(row, every)
+        recs[str(row["video_id"])] = {"x": pose, "start": starts, "frames": len(x), "segments": truth_segments(row),
+                                      "truth": truth, "k": len(set(truth))}
+    chosen, found, selection, _ = choose_boundaries(recs, spec, cfg.seqcluster, "embedding")
+    trials = {}
+    for vid, rec in recs.items():
+        labels = _segment_labels(rec, found[vid], rec["k"], every, int(spec["source_len"]))
+        n = min(len(rec["truth"]), len(labels))
+        trials[vid] = {**boundary_scores(found[vid], rec["segments"]), "boundaries": found[vid],
+                       "frame_accuracy": frame_accuracy(rec["truth"][:n], [str(v) for v in labels[:n]]),
+                       "setting": list(chosen[vid])}
+    keys = ("boundary_precision", "boundary_recall", "boundary_f1", "frame_accuracy")
+    report["baseline_cosine_change_point"] = {k: float(np.mean([t[k] for t in trials.values()])) for k in keys} | {
+        "trials": trials, "selection": selection}
+    b = report["baseline_cosine_change_point"]
+    print(f"subject 86, cosine change point on raw poses: boundary F1 {b['boundary_f1']:.3f}, "
+          f"frame accuracy {b['frame_accuracy']:.3f}", flush=True)
+    if args.adversarial > 0:
+        sets = [*base, f"sequences.adversarial={args.adversarial}"]
+        adv = Context(cfg=load_config(None, sets), dataset=data, out=work / "s86_adv")
+        tick = time.perf_counter()
+        trained = train_sequences(adv, register=False)
+        report["adversarial"] = {"weight": args.adversarial, "train_seconds": round(time.perf_counter() - tick, 1),
+                                 "final_loss": trained["final_loss"],
+                                 "cues": cues(sets, adv.out, [("embedding", "both"), ("error", "both")])}
+    return report
+
+
+def run_cases(args, work: Path, actions_list: list[int], seeds: int, decoder: str, say_prefix: str = "") -> dict:
+    cases = {}
+    for actions in actions_list:
+        runs = []
+        for seed in range(seeds):
+            run = one_run(actions, seed, args, work, decoder)
+            runs.append(run)
+            best = max(run["method"].items(), key=lambda kv: kv[1]["ari"])
+            print(f"{say_prefix}{actions} actions, seed {seed}: " + ", ".join(f"{n} ARI {s['ari']:.3f}" for n, s in run["method"].items())
+                  + " | " + ", ".join(f"{n} {s['ari']:.3f}" for n, s in run["baselines"].items())
+                  + f" (best {best[0]})", flush=True)
+        cases[str(actions)] = {"runs": runs, "summary": summarise(runs)}
+    return cases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", default=["cases", "variants", "subject86"],
+                        choices=["cases", "variants", "subject86"])
     parser.add_argument("--actions", type=int, nargs="+", default=[3, 5, 7])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=256)
@@ -108,6 +212,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--embeddings", nargs="+", default=["decoder", "encoder"])
     parser.add_argument("--linkages", nargs="+", default=["single", "average"])
+    parser.add_argument("--variants", nargs="+", default=["fixed_state", "fixed_weights"])
+    parser.add_argument("--variant-actions", type=int, nargs="+", default=[5, 7])
+    parser.add_argument("--variant-seeds", type=int, default=5)
+    parser.add_argument("--s86-epochs", type=int, default=4, help="epochs on the ~6800 subject-86 windows")
+    parser.add_argument("--adversarial", type=float, default=0.05, help="discriminator weight of the variant (0: skip)")
     parser.add_argument("--out", type=Path, default=RESULTS / "sequences_real.json")
     args = parser.parse_args()
     if not (SHARED / "cmu_mocap").is_dir():
@@ -118,24 +227,32 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="seqbench-"))
     os.environ.setdefault("ACTIONOPS_MLRUNS", str(work / "mlruns"))
     os.environ.setdefault("ACTIONOPS_STORAGE", str(work / "ray_results"))
-    report: dict = {"config": vars(args) | {"out": str(args.out)}, "cases": {}}
+    report: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
+    report.setdefault("config", {})[",".join(args.parts)] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+    def save() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1, default=float))
+
     with ray_session(load_config(None).ray):
-        for actions in args.actions:
-            runs = []
-            for seed in range(args.seeds):
-                run = one_run(actions, seed, args, work)
-                runs.append(run)
-                best = max(run["method"].items(), key=lambda kv: kv[1]["ari"])
-                print(f"{actions} actions, seed {seed}: " + ", ".join(f"{n} ARI {s['ari']:.3f}" for n, s in run["method"].items())
-                      + " | " + ", ".join(f"{n} {s['ari']:.3f}" for n, s in run["baselines"].items())
-                      + f" (best {best[0]})", flush=True)
-            report["cases"][str(actions)] = {"runs": runs, "summary": summarise(runs)}
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=1))
-    for actions, case in report["cases"].items():
-        for name, s in case["summary"].items():
-            print(f"{actions} actions  {name:34s} ARI {s['ari']['mean']:.3f} +- {s['ari']['std']:.3f}  "
-                  f"AMI {s['ami']['mean']:.3f}  V {s['v_measure']['mean']:.3f}")
+        if "cases" in args.parts:
+            report["cases"] = run_cases(args, work, args.actions, args.seeds, "learned")
+            save()
+        if "variants" in args.parts:
+            report["variants"] = {v: run_cases(args, work, args.variant_actions, args.variant_seeds, v, f"[{v}] ")
+                                  for v in args.variants}
+            save()
+        if "subject86" in args.parts:
+            report["subject86"] = subject86(args, work)
+            save()
+    report.pop("note", None)
+    save()
+    for group in ("cases", *(f"variants.{v}" for v in report.get("variants", {}))):
+        cases = report.get("cases") if group == "cases" else report["variants"][group.split(".", 1)[1]]
+        for actions, case in (cases or {}).items():
+            for name, s in case["summary"].items():
+                print(f"{group} {actions} actions  {name:34s} ARI {s['ari']['mean']:.3f} +- {s['ari']['std']:.3f}  "
+                      f"AMI {s['ami']['mean']:.3f}  V {s['v_measure']['mean']:.3f}")
 
 
 if __name__ == "__main__":

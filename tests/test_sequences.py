@@ -230,3 +230,42 @@ def test_seq2seq_learns_and_its_states_cluster_sines_by_frequency(decoder):
         clusters = AgglomerativeClustering(3, metric="cosine", linkage="average").fit_predict(emb)
         assert adjusted_rand_score(y, clusters) > 0.9
     assert model.infer({"source": source[:2]}).shape == (2, 10, 2)
+
+
+def test_discriminators_tell_predicted_from_real_and_the_seq2seq_still_learns():
+    import torch
+
+    from actionops.models import create_model
+    from actionops.models.seq2seq import adversarial_losses
+
+    x, _ = _sines()
+    source, target = torch.tensor(x[:, :10]), torch.tensor(x[:, 10:])
+    torch.manual_seed(0)
+    model = create_model("seq2seq_gru", dims=2, hidden=32, target=10)
+    critics = torch.nn.ModuleList([create_model("sequence_discriminator", dims=2, hidden=16) for _ in range(2)])
+    critic_opt = torch.optim.Adam(critics.parameters(), 1e-2)
+    with torch.no_grad():
+        untrained = model(source)
+    first = None
+    for _ in range(60):  # the critics alone, against an untrained seq2seq: they learn to tell
+        _, critic_loss = adversarial_losses(critics, source, target, untrained)
+        first = float(critic_loss) if first is None else first
+        critic_opt.zero_grad()
+        critic_loss.backward()
+        critic_opt.step()
+    assert first == pytest.approx(4 * np.log(2), abs=0.3) and float(critic_loss) < 0.3 * first
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    mse_first, mse = None, None
+    for step in range(120):  # both together, as the training loop does: the seq2seq still learns
+        idx = torch.randint(0, len(x), (32,), generator=torch.Generator().manual_seed(step))
+        predicted = model(source[idx])
+        mse = ((predicted - target[idx]) ** 2).mean()
+        fooled, critic_loss = adversarial_losses(critics, source[idx], target[idx], predicted)
+        opt.zero_grad()
+        (mse + 0.05 * fooled).backward()
+        opt.step()
+        critic_opt.zero_grad()
+        critic_loss.backward()
+        critic_opt.step()
+        mse_first = float(mse) if mse_first is None else mse_first
+    assert float(mse) < 0.5 * mse_first

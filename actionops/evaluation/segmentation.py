@@ -65,3 +65,44 @@ def frame_accuracy(truth: Sequence[Any], predicted: Sequence[Any]) -> float:
     if len(truth) != len(predicted):
         raise ValueError(f"{len(truth)} true labels but {len(predicted)} predicted")
     return hungarian_accuracy([str(t) for t in truth], [str(p) for p in predicted])
+
+
+def change_curve(x: np.ndarray, width: int) -> np.ndarray:
+    """How much a sequence of feature rows changes at each position: the cosine distance between the
+    mean of the `width` (L2-normalised) rows before it and the mean of the `width` rows from it on
+    (0 at position 0). The change-point score of both the embedding cue and the raw-pose baseline."""
+    x = np.asarray(x, np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    n, width = len(x), max(1, int(width))
+    cumulative = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, 0)])
+    out = np.zeros(n)
+    for t in range(1, n):
+        a = cumulative[t] - cumulative[max(0, t - width)]
+        b = cumulative[min(n, t + width)] - cumulative[t]
+        denom = np.linalg.norm(a) * np.linalg.norm(b)
+        out[t] = 1.0 - float(a @ b) / denom if denom > 0 else 0.0
+    return out
+
+
+def curve_peaks(curve: np.ndarray, share: float, min_gap: int) -> list[int]:
+    """Positions of the peaks of `curve` at least `share` of its maximum high and `min_gap` apart."""
+    from scipy.signal import find_peaks
+
+    curve = np.asarray(curve, np.float64)
+    if not len(curve) or curve.max() <= 0:
+        return []
+    peaks, _ = find_peaks(curve, height=float(share) * curve.max(), distance=max(1, int(min_gap)))
+    return [int(p) for p in peaks]
+
+
+def leave_one_out(table: dict[Any, dict[str, float]]) -> dict[str, Any]:
+    """For every recording, the setting (a key of `table`: setting -> recording -> score) with the
+    best mean score on the OTHER recordings; with one recording, the best on it. Ties go to the
+    setting listed first."""
+    settings = list(table)
+    recordings = list(table[settings[0]]) if settings else []
+    chosen = {}
+    for rec in recordings:
+        others = [r for r in recordings if r != rec] or [rec]
+        chosen[rec] = max(settings, key=lambda s: (np.mean([table[s][r] for r in others]), -settings.index(s)))
+    return chosen

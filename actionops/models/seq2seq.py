@@ -13,6 +13,8 @@ Decoder variants (`decoder=`):
                    not carried over), so everything the prediction needs flows through that state
                    (our reading of their FS variant)
 `residual`: the projection predicts the change from the previous frame (Martinez et al. 2017).
+`sequence_discriminator` / `adversarial_losses`: the two GRU discriminators of the reference's
+subject-86 variant (`sequences.adversarial` > 0 adds them to the training loss).
 """
 
 from __future__ import annotations
@@ -85,3 +87,38 @@ def seq2seq_gru(*, dims: int, hidden: int = 1024, target: int = 25, decoder: str
     if dims < 1 or hidden < 1 or target < 1:
         raise ActionopsError(f"seq2seq_gru needs dims, hidden and target >= 1 (got {dims}, {hidden}, {target})")
     return Seq2SeqGRU(int(dims), int(hidden), int(target), decoder, bool(residual))
+
+
+class SequenceDiscriminator(nn.Module):
+    """A GRU that reads a (B, T, D) sequence and returns one real-vs-predicted logit per sequence."""
+
+    def __init__(self, dims: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.gru = nn.GRU(dims, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.gru(x)[1][-1])[:, 0]
+
+
+@register_model("sequence_discriminator")
+def sequence_discriminator(*, dims: int, hidden: int = 128) -> nn.Module:
+    """GRU discriminator of the subject-86 variant (methods.md §4: two of them in the loss)."""
+    if dims < 1 or hidden < 1:
+        raise ActionopsError(f"sequence_discriminator needs dims and hidden >= 1 (got {dims}, {hidden})")
+    return SequenceDiscriminator(int(dims), int(hidden))
+
+
+def adversarial_losses(discriminators: nn.ModuleList, source: torch.Tensor, target: torch.Tensor,
+                       predicted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two GRU discriminators of the subject-86 variant: one judges the predicted frames alone,
+    the other the source followed by them (is this continuation of this source real?).
+    Returns (generator loss: both fooled, discriminator loss: real vs predicted, predictions
+    detached), both binary cross-entropy with logits summed over the two discriminators."""
+    bce = nn.functional.binary_cross_entropy_with_logits
+    fake = (predicted, torch.cat([source, predicted], 1))
+    real = (target, torch.cat([source, target], 1))
+    generator = sum(bce(d(f), torch.ones(len(f), device=f.device)) for d, f in zip(discriminators, fake))
+    critic = sum(bce(d(r), torch.ones(len(r), device=r.device)) + bce(d(f.detach()), torch.zeros(len(f), device=f.device))
+                 for d, r, f in zip(discriminators, real, fake))
+    return generator, critic

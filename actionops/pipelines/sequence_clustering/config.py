@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from actionops.platform.config import NonNegative, NonNegativeFloat, Positive, PositiveFloat, Range, config_section
+from actionops.platform.config import Fraction, NonNegative, NonNegativeFloat, Positive, PositiveFloat, Range, config_section
 
 
 @config_section("sequences")
@@ -25,6 +25,7 @@ class SequencesConfig:
     batch_size: Positive = 16  # reference 16
     lr: PositiveFloat = 1e-4  # Adam (reference 1e-4)
     clip_grad: PositiveFloat = 1.0  # reference 1
+    adversarial: NonNegativeFloat = 0.0  # weight of the two GRU discriminators' loss (reference's subject-86 variant; 0: off)
     train_split: str | None = None  # train on this split only (default: every sequence: unsupervised)
     registered_model: str = "sequence-seq2seq"
 
@@ -44,4 +45,11 @@ class SeqClusterConfig:
     embedding: Literal["decoder", "encoder", "both"] = "decoder"  # which state represents a window
     split: str | None = "test"  # the split clustered by default (None: every sequence)
     smooth: NonNegative = 2  # median filter over this many windows each side before labels are read
-    min_segment: NonNegative = 0  # segments shorter than this many frames merge into a neighbour (0: from leave-one-out)
+    # `actionops segment`: where recordings are cut (see stages.segment)
+    boundary_cue: Literal["embedding", "error", "labels"] = "embedding"  # change of the window states | prediction error peaks | cluster label changes
+    segment_embedding: Literal["decoder", "encoder", "both"] = "both"  # the window states `segment` reads
+    change_width: Positive = 24  # windows each side the change curve compares (embedding / error cues)
+    peak_share: Fraction = 0.6  # a boundary's peak reaches this share of the recording's highest
+    min_segment: NonNegative = 200  # frames: the closest two boundaries (labels cue: the shortest run kept)
+    edge: NonNegative = 400  # frames at each end of a recording where no boundary is placed
+    select: bool = True  # with truth on >= 2 recordings: width, share and edge chosen leave-one-recording-out on a grid
