@@ -235,15 +235,14 @@ def main() -> None:
         args.out.write_text(json.dumps(report, indent=1, default=float))
 
     with ray_session(load_config(None).ray):
-        if "cases" in args.parts:
-            report["cases"] = run_cases(args, work, args.actions, args.seeds, "learned")
-            save()
-        if "variants" in args.parts:
-            report["variants"] = {v: run_cases(args, work, args.variant_actions, args.variant_seeds, v, f"[{v}] ")
-                                  for v in args.variants}
-            save()
-        if "subject86" in args.parts:
-            report["subject86"] = subject86(args, work)
+        for part in args.parts:  # in the order given
+            if part == "cases":
+                report["cases"] = run_cases(args, work, args.actions, args.seeds, "learned")
+            elif part == "variants":
+                report["variants"] = {v: run_cases(args, work, args.variant_actions, args.variant_seeds, v, f"[{v}] ")
+                                      for v in args.variants}
+            else:
+                report["subject86"] = subject86(args, work)
             save()
     report.pop("note", None)
     save()

@@ -269,3 +269,26 @@ def test_discriminators_tell_predicted_from_real_and_the_seq2seq_still_learns():
         critic_opt.step()
         mse_first = float(mse) if mse_first is None else mse_first
     assert float(mse) < 0.5 * mse_first
+
+
+def test_change_curve_peaks_and_leave_one_out_selection():
+    from actionops.evaluation.segmentation import change_curve, curve_peaks, leave_one_out
+    from actionops.pipelines.sequence_clustering.stages import cue_boundaries
+
+    rng = np.random.default_rng(0)
+    directions = np.eye(4)
+    x = np.concatenate([directions[k] + 0.05 * rng.normal(size=(n, 4)) for k, n in ((0, 30), (1, 20), (2, 40), (1, 3))])
+    curve = change_curve(x, 5)
+    assert curve[0] == 0.0 and curve.argmax() in (30, 50)
+    assert curve_peaks(curve, 0.5, 5)[:2] == [30, 50]
+    assert len({30, 50} & set(curve_peaks(curve, 0.5, 25))) == 1  # peaks closer than the gap: one kept
+    assert curve_peaks(np.zeros(5), 0.5, 1) == []
+    # windows every 2 frames, source 4, subsample 1: the peak between windows 15 and 16 sits at frame 33
+    rec = {"x": x, "start": np.arange(len(x)) * 2, "frames": 2 * len(x) + 8}
+    spec = {"subsample": 1, "stride": 2, "source_len": 4, "target_len": 4}
+    found = cue_boundaries("embedding", rec, spec, (5, 0.5, 10, 0))
+    assert found[:2] == [61, 101]
+    assert cue_boundaries("embedding", rec, spec, (5, 0.5, 10, 70))[0] == 101  # inside the edge: dropped
+    table = {"a": {"r1": 0.9, "r2": 0.8, "r3": 0.1}, "b": {"r1": 0.5, "r2": 0.5, "r3": 1.0}}
+    # r3: b is best on r3 itself, a on the others (0.85 vs 0.5); r1, r2: b is better on the rest
+    assert leave_one_out(table) == {"r1": "b", "r2": "b", "r3": "a"}

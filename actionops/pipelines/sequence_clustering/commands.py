@@ -142,10 +142,14 @@ def segment(
     set_: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Cut continuous recordings where their (smoothed) cluster labels change. The shortest segment
-    kept is chosen leave-one-recording-out (never on the recording it scores). Against truth files:
-    boundary precision / recall / F1 (a boundary counts inside the annotated [earliest, latest]
-    window) and frame accuracy after Hungarian matching; segments.json and metrics_segment.json.
+    """Cut continuous recordings at their action boundaries and label the segments by clustering.
+    Boundaries (seqcluster.boundary_cue): peaks of the change of the window states between the
+    windows before and after (embedding, default), peaks of the prediction error (error, the
+    reference's cue) or changes of the cluster labels (labels). With truth on at least two
+    recordings, the change width, peak share and edge are chosen leave-one-recording-out (never on
+    the recording scored). Against truth files: boundary precision / recall / F1 (a boundary counts
+    inside the annotated [earliest, latest] window) and frame accuracy after Hungarian matching;
+    segments.json, segments/*.csv, metrics_segment.json and an MLflow run with the figures.
 
     \b
     Example:
