@@ -94,3 +94,19 @@ def test_dataset_input_logged_by_four_processes_at_once(mlflow_store, tmp_path):
     assert all(rc == 0 for rc, _ in results), [err[-800:] for rc, err in results if rc]
     runs = mlflow.search_runs(experiment_names=["inputs"], output_format="list")
     assert len(runs) == 4 and all(len(r.inputs.dataset_inputs) == 1 for r in runs)
+
+
+def test_secrets_never_reach_the_store(mlflow_store):
+    import mlflow
+
+    params = {"auth.api_key": "abc123", "ray.auth_token": "tok", "db.password": "pw", "train.epochs": 3,
+              "tracking.uri": "http://alice:hunter2@mlflow:5000", "data.path": "/data/clips"}
+    config = "auth:\n  api_key: abc123\ntracking:\n  uri: https://alice:hunter2@host/x\ntrain:\n  epochs: 3\n"
+    with tracking.start_run("secrets", params=params, config_yaml=config) as run:
+        pass
+    logged = mlflow.MlflowClient().get_run(run.info.run_id).data.params
+    assert logged["auth.api_key"] == logged["ray.auth_token"] == logged["db.password"] == "[redacted]"
+    assert logged["train.epochs"] == "3" and logged["data.path"] == "/data/clips"
+    assert logged["tracking.uri"] == "http://[redacted]@mlflow:5000"
+    text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
+    assert "abc123" not in text and "hunter2" not in text and "epochs: 3" in text and "api_key: [redacted]" in text

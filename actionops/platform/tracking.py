@@ -15,6 +15,7 @@ code and reads tensors; no pickled Python object is in the model directory.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import warnings
 from collections.abc import Iterator, Mapping
@@ -132,7 +133,7 @@ def start_run(
         if params:
             log_params(params)
         if config_yaml is not None:
-            mlflow.log_text(config_yaml, "config.yaml")
+            mlflow.log_text(redact_yaml(config_yaml), "config.yaml")
         yield run
 
 
@@ -250,11 +251,34 @@ def close_child_runs(parent_run_id: str, ok_names: set[str], prefix: str = "tria
             client.set_terminated(run.info.run_id, status="KILLED")
 
 
+SECRET_KEY = re.compile(r"token|secret|passw(?:or)?d|api_?key|access_?key|private_?key|credential", re.I)
+URL_USER = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
+REDACTED = "[redacted]"
+
+
+def redact(key: str, value: str) -> str:
+    """`value` with nothing secret left: the whole value when `key` names a token, secret, password,
+    API / access / private key or credential; else the user:password part of any URL in it."""
+    if SECRET_KEY.search(str(key)):
+        return REDACTED
+    return URL_USER.sub(lambda m: m.group(1) + REDACTED + "@", str(value))
+
+
+def redact_yaml(text: str) -> str:
+    """A YAML text with the values of secret-named keys and URL credentials redacted (line by line)."""
+    out = []
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        out.append(f"{key}{sep} {REDACTED}" if sep and value.strip() and SECRET_KEY.search(key) else redact("", line))
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
 def log_params(params: Mapping[str, Any]) -> None:
-    """Log a flat dict of params in batches (values stringified, None as 'null')."""
+    """Log a flat dict of params in batches (values stringified, None as 'null'; secrets redacted:
+    `redact`)."""
     import mlflow
 
-    items = [(k, "null" if v is None else str(v)[:6000]) for k, v in params.items()]
+    items = [(k, "null" if v is None else redact(k, str(v))[:6000]) for k, v in params.items()]
     for start in range(0, len(items), 100):
         mlflow.log_params(dict(items[start : start + 100]))
 
