@@ -135,7 +135,7 @@ def subject86(args, work: Path) -> dict:
         got = {}
         for cue, embedding in which:
             cfg = load_config(None, [*ctx_sets, f"seqcluster.boundary_cue={cue}", f"seqcluster.segment_embedding={embedding}"])
-            m = segment(Context(cfg=cfg, dataset=data, out=out / f"{cue}_{embedding}"))
+            m = segment(Context(cfg=cfg, dataset=data, out=out / f"{cue}_{embedding}"), model=str(out / "seq2seq.pt"))
             got[f"{cue}/{embedding}"] = {k: m[k] for k in ("boundary_precision", "boundary_recall", "boundary_f1",
                                                             "frame_accuracy")} | {"trials": m["recordings"]}
             print(f"subject 86, {cue}/{embedding}: boundary F1 {m['boundary_f1']:.3f} (P {m['boundary_precision']:.3f} "

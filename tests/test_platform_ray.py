@@ -20,6 +20,20 @@ def test_resolve_address(monkeypatch):
     assert resolve_address("10.0.0.1:6379") == "10.0.0.1:6379"
 
 
+def test_an_unreachable_head_is_one_line_naming_it(tmp_path):
+    import socket
+
+    from actionops.cli.main import app
+
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = CliRunner().invoke(app, ["data", "index", str(tmp_path), "--address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 1
+    assert f"cannot reach the Ray head at 127.0.0.1:{port}" in result.exception.message
+    assert "unset both for a local run" in result.exception.hint
+
+
 def test_local_session_reports_resources_and_nests(ray_local):
     assert ray.is_initialized()
     assert ray_local.num_cpus == 2 and ray_local.num_nodes == 1

@@ -69,6 +69,8 @@ def ray_session(
     address = resolve_address(address or getattr(ray_cfg, "address", None))
     num_cpus = num_cpus if num_cpus is not None else getattr(ray_cfg, "num_cpus", None)
     num_gpus = num_gpus if num_gpus is not None else getattr(ray_cfg, "num_gpus", None)
+    if address is not None:  # before anything else: one line instead of Ray's minutes of retries
+        check_reachable(address)
     if ray.is_initialized():  # an outer session (or a test fixture) owns Ray
         yield _describe(ray)
         return
@@ -109,6 +111,26 @@ def ray_session(
         yield _describe(ray, local=address is None)
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in one line when nothing listens at a Ray address (`host:port`, `ray://host:port`),
+    instead of Ray's own minutes of retries. `auto` / `local` and addresses without a port are left
+    to Ray."""
+    import socket
+
+    target = address.split("://", 1)[-1].rsplit("@", 1)[-1].split("/", 1)[0]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    raise ActionopsError(f"cannot reach the Ray head at {address} ({reason})",
+                         "start it (`ray start --head`), fix RAY_ADDRESS / --address, or unset both "
+                         "for a local run on this machine")
 
 
 def _describe(ray: Any, local: bool | None = None) -> SessionInfo:

@@ -380,9 +380,9 @@ def cue_boundaries(cue: str, rec: dict, spec: dict, setting: tuple[int, float, i
 
     embedding: peaks of the cosine change between the mean states of the `width` windows before
     and after each window (`evaluation.segmentation.change_curve`), placed between the two windows'
-    source centres. error: peaks of the prediction error averaged over `width` windows, placed where
-    the predicted frames of the peak window are centred (the reference's cue: windows whose
-    prediction error jumps). labels: changes of the per-frame cluster labels after runs shorter than
+    source centres. error: peaks of the prediction error averaged over `width` windows, placed at the
+    peak window's first frame (the reference's cue: windows whose prediction error jumps; on the
+    subject-86 trials the start scored best of start / source centre / source end / target centre). labels: changes of the per-frame cluster labels after runs shorter than
     `min_segment` frames are merged. Peaks lower than `share` of the recording's highest and closer
     than `min_segment` frames are dropped, and so are boundaries within `edge` frames of either end
     (recordings that start or end in a calibration pose). The shortest segment is not on the grid."""
@@ -395,7 +395,7 @@ def _cue_boundaries(cue: str, rec: dict, spec: dict, setting: tuple, labels: np.
     from actionops.evaluation.segmentation import change_curve, curve_peaks
 
     every, stride = int(spec["subsample"]), int(spec["stride"])
-    source, target = int(spec["source_len"]), int(spec["target_len"])
+    source = int(spec["source_len"])
     width, share, min_segment, _ = setting
     if cue == "labels":
         return _boundaries(remove_short(labels, max(1, min_segment // every)), every)
@@ -409,7 +409,7 @@ def _cue_boundaries(cue: str, rec: dict, spec: dict, setting: tuple, labels: np.
     error = np.asarray(rec["error"], np.float64)
     smooth = np.convolve(error, np.ones(width) / width, mode="same")
     peaks = curve_peaks(smooth - smooth.min(), share, gap)
-    return [int(round((starts[p] + source + target / 2) * every)) for p in peaks]
+    return [int(round(starts[p] * every)) for p in peaks]
 
 
 def choose_boundaries(recs: dict[str, dict], spec: dict, c: Any, cue: str) -> tuple[dict, dict, str, int]:
