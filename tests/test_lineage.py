@@ -204,3 +204,30 @@ def test_pipeline_run_reruns_what_reads_a_changed_video_or_label(ray_local, tmp_
     assert run()["evaluate"] == "done"
     truth = {line.split(",")[0]: line.split(",")[1] for line in (out / "predictions_eval.csv").read_text().splitlines()[1:]}
     assert truth[str(Path(path).with_suffix(""))] == new_label
+
+
+def test_a_manifest_cannot_point_outside_its_dataset(tmp_path):
+    import pandas as pd
+
+    from actionops.platform.data import load_manifest
+
+    root, flow = tmp_path / "ds", tmp_path / "flow"
+    root.mkdir()
+    manifest = tmp_path / "m" / "manifest.parquet"
+    manifest.parent.mkdir()
+    manifest.with_suffix(".json").write_text(json.dumps({"layout": "class-folders", "root": str(root), "flow_root": str(flow)}))
+
+    def write(**row):
+        pd.DataFrame([{"video_id": "a/v", "path": str(root / "a" / "v.mp4"), "flow_path": str(flow / "a" / "v.npy"), **row}]).to_parquet(manifest)
+
+    write()
+    assert load_manifest(root, manifest, verify=False)[0] == "class-folders"
+    write(path=str(root / ".." / "elsewhere" / "v.mp4"))
+    with pytest.raises(DataError, match=r"path .*elsewhere/v.mp4 of a/v is outside"):
+        load_manifest(root, manifest, verify=False)
+    write(flow_path="/etc/passwd")
+    with pytest.raises(DataError, match="flow_path /etc/passwd of a/v is outside"):
+        load_manifest(root, manifest, verify=False)
+    write(truth_path=str(tmp_path / "truth.csv"))
+    with pytest.raises(DataError, match="truth_path"):
+        load_manifest(root, manifest, verify=False)

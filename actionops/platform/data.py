@@ -209,7 +209,8 @@ def index_dataset(root: str | Path, *, layout: str = "auto", out: str | Path | N
     # each file appears whole (temp file + rename): a reader never sees a half-written manifest
     _atomic(manifest_path, lambda tmp: manifest.to_parquet(tmp, index=False))
     _atomic(rejected_path, lambda tmp: pd.DataFrame([asdict(r) for r in rejected], columns=["path", "reason"]).to_csv(tmp, index=False))
-    _atomic(manifest_path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps({"layout": layout, "root": str(root)})))
+    meta = {"layout": layout, "root": str(root), "flow_root": str(Path(flow_dir).resolve() if flow_dir is not None else root)}
+    _atomic(manifest_path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta)))
     return IndexResult(layout, manifest, rejected, manifest_path, rejected_path)
 
 
@@ -271,6 +272,7 @@ def load_manifest(root: str | Path, manifest: str | Path | None = None, *, verif
     frame = pd.read_parquet(path)
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in frame.to_dict("records")]
+    _check_confined(rows, meta, path)
     if verify:
         changed = changed_since_indexing(rows)
         if changed:
@@ -281,6 +283,28 @@ def load_manifest(root: str | Path, manifest: str | Path | None = None, *, verif
                             + (f" --out {path}`" if path.name != MANIFEST_NAME or path.parent != Path(root).resolve() else "`")
                             + ", then the stages that read it")
     return meta.get("layout", "unknown"), rows
+
+
+def _check_confined(rows: list[dict], meta: dict, manifest: Path) -> None:
+    """Every file a manifest names lies under its dataset root (`meta["root"]`; flow files under
+    `meta["flow_root"]`: the root or `data index --flow-dir`): an edited or foreign manifest cannot
+    point a stage at files elsewhere on the machine. Paths are compared by name (`..` resolved,
+    symlinks inside the dataset are the user's own and followed). Manifests written before these
+    keys existed are checked for what they record."""
+    def lexical(p: str) -> Path:
+        return Path(os.path.normpath(os.path.abspath(p)))
+
+    if not meta.get("root"):
+        return
+    allowed = {key: lexical(meta["root"]) for key in ("path", *ANNOTATION_KEYS)}
+    if meta.get("flow_root"):
+        allowed["flow_path"] = lexical(meta["flow_root"])
+    for row in rows:
+        for key, folder in allowed.items():
+            value = row.get(key)
+            if value and not lexical(str(value)).is_relative_to(folder):
+                raise DataError(f"manifest {manifest}: {key} {value} of {row.get('video_id')} is outside {folder}",
+                                f"the manifest was edited or written for another folder: re-run `actionops data index {meta['root']}`")
 
 
 # ----------------------------------------------------------------------------- optical flow
