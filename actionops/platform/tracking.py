@@ -428,6 +428,9 @@ def _quiet_mlflow() -> None:
     import logging
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # with a server, MLflow writes "View run ... at: URL" to stdout, which breaks `--json` output;
+    # our commands print the run id themselves
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # our pyfunc wrapper has a signature from an input example; MLflow's type-hint probe still warns
     warnings.filterwarnings("ignore", message="Failed to infer signature from type hint")
     # Alembic's migration INFO lines on first use of a SQLite store are noise to a user.
