@@ -161,7 +161,16 @@ def train_stage(
     return {"epochs": int(state["epoch"]), "final_loss": losses[-1] if losses else None, **extra,
             "registered": registered, "checkpoint": str(path), "run_name": result.run_name,
             "mlflow_run_id": run.info.run_id, "last_epoch_metrics": last_metrics(result.history, state),
-            "reported_epochs": result.reported}
+            "reported_epochs": result.reported, "workers": _workers(result)}
+
+
+def _workers(result: Any) -> list[dict]:
+    """Where the run's training workers ran (rank, node IP, node id), when its storage is a path."""
+    from actionops.platform.train import workers_of
+
+    if "://" in str(result.storage):
+        return []
+    return [{k: w[k] for k in ("rank", "node_ip", "node_id", "device")} for w in workers_of(result.storage, result.run_name)]
 
 
 def evaluate_stage(

@@ -139,6 +139,7 @@ class TrainConfig:
     cpus_per_worker: PositiveFloat | None = None  # Ray CPUs a worker reserves; default 1, less when the
     # workers would otherwise hold every CPU while a streaming (re-executed) dataset needs some
     gpus_per_worker: PositiveFloat = 1.0  # fractions pack several workers (e.g. Tune trials) on one GPU
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_SPREAD"] = "PACK"  # workers on few nodes | spread over nodes
     seed: int = 0
     fault_at_epoch: Positive | None = None  # testing: one worker raises once after this epoch
 

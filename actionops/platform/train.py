@@ -158,12 +158,14 @@ def run_training(
         "amp": bool(train_cfg.amp), "fault_at_epoch": train_cfg.fault_at_epoch, "seed": int(train_cfg.seed),
         "torch_threads": train_cfg.torch_threads or max(1, (os.cpu_count() or 1) // train_cfg.num_workers),
         "fault_marker": str(Path(storage) / run_name / ".fault-injected") if "://" not in storage else None,
+        "workers_dir": str(Path(storage) / run_name / "workers") if "://" not in storage else None,
     }}
     trainer = TorchTrainer(
         loop,
         train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=train_cfg.num_workers, use_gpu=use_gpu,
-                                               resources_per_worker={"CPU": cpus, **({"GPU": gpus} if use_gpu else {})}),
+                                               resources_per_worker={"CPU": cpus, **({"GPU": gpus} if use_gpu else {})},
+                                               placement_strategy=getattr(train_cfg, "placement_strategy", "PACK")),
         run_config=ray.train.RunConfig(
             name=run_name,
             storage_path=storage,
@@ -244,6 +246,28 @@ def load_checkpoint() -> dict[str, Any] | None:
         return _load_state(Path(folder))
 
 
+def record_worker(folder: Path, rank: int, world_size: int, device: str) -> None:
+    """Write which node, host and process a training worker runs on (one small JSON per rank, each
+    start overwriting the last): on a cluster, where the workers of a run landed."""
+    import socket
+
+    import ray
+
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {"rank": rank, "world_size": world_size, "node_id": ray.get_runtime_context().get_node_id(),
+            "node_ip": ray.util.get_node_ip_address(), "host": socket.gethostname(), "pid": os.getpid(),
+            "device": device}
+    tmp = folder / f".rank-{rank}.json.tmp"
+    tmp.write_text(json.dumps(info))
+    tmp.replace(folder / f"rank-{rank}.json")
+
+
+def workers_of(storage: str, run_name: str) -> list[dict]:
+    """The `record_worker` entries of a training run, by rank."""
+    folder = Path(storage) / run_name / "workers"
+    return sorted((json.loads(p.read_text()) for p in folder.glob("rank-*.json")), key=lambda w: w["rank"])
+
+
 class WorkerContext:
     """What a training loop needs from the runner: device, DDP, AMP, checkpoints, MLflow."""
 
@@ -268,6 +292,8 @@ class WorkerContext:
             self._logger = EpochLogger(runner["mlflow_run_id"], runner["tracking_uri"])
         if runner.get("torch_threads"):  # Ray sets OMP_NUM_THREADS=1 per 1-CPU worker
             torch.set_num_threads(int(runner["torch_threads"]))
+        if runner.get("workers_dir"):  # where each worker runs: <storage>/<run>/workers/rank-N.json
+            record_worker(Path(runner["workers_dir"]), self.rank, self.world_size, str(self.device))
 
     def epochs(self, start: int, total: int):
         """Epoch numbers `start..total-1` (0-based); torch's RNG is seeded per (seed, epoch) at the
