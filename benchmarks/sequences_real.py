@@ -17,9 +17,9 @@ on the same windows and frames: k-means on the raw (normalised) windows, on wind
 The Ray Data overhead ratio of this job is not measured here (benchmarks/ingest_flow.py does it
 for videos).
 
-variants: the same case (i) with the decoder variants of `models/seq2seq.py` (default
-fixed_state, fixed_weights) on --variant-actions / --variant-seeds, against the plain model of
-the cases part on the same seeds.
+variants: the same case (i) with a variant of the model (default: the fixed_state decoder of
+`models/seq2seq.py`, and the two GRU discriminators at weight 0.05) on --variant-actions /
+--variant-seeds, against the plain model of the cases part on the same seeds.
 
 subject86: one seq2seq trained on all subject-86 trials (unsupervised: no label is read in
 training), then `segment` with each boundary cue (embedding change, prediction error, cluster
@@ -75,7 +75,11 @@ def baselines(ctx, rows, spec, normaliser, k: int, seed: int) -> dict:
     return out
 
 
-def one_run(actions: int, seed: int, args, work: Path, decoder: str = "learned") -> dict:
+VARIANTS = {"learned": [], "fixed_state": ["sequences.decoder=fixed_state"],
+            "fixed_weights": ["sequences.decoder=fixed_weights"], "adversarial": ["sequences.adversarial=0.05"]}
+
+
+def one_run(actions: int, seed: int, args, work: Path, variant: str = "learned") -> dict:
     from actionops.pipelines import load_config
     from actionops.pipelines.context import Context
     from actionops.pipelines.sequence_clustering.data import checkpoint_spec, sequence_rows
@@ -86,13 +90,13 @@ def one_run(actions: int, seed: int, args, work: Path, decoder: str = "learned")
     data = work / f"a{actions}_s{seed}"
     summary = concat_recording(entries, actions=actions, per_action=1, seed=seed, out=data)
     sets = [f"sequences.hidden={args.hidden}", f"sequences.epochs={args.epochs}", f"sequences.lr={args.lr}",
-            "seqcluster.split=null", f"train.seed={seed}", f"sequences.decoder={decoder}"]
+            "seqcluster.split=null", f"train.seed={seed}", *VARIANTS[variant]]
     cfg = load_config(None, sets)
-    ctx = Context(cfg=cfg, dataset=data, out=work / f"out_a{actions}_s{seed}_{decoder}")
+    ctx = Context(cfg=cfg, dataset=data, out=work / f"out_a{actions}_s{seed}_{variant}")
     tick = time.perf_counter()
     trained = train_sequences(ctx, register=False)
     seconds = time.perf_counter() - tick
-    result = {"actions": summary["actions"], "frames": summary["frames"], "train_seconds": round(seconds, 1),
+    result = {"seed": seed, "variant": variant, "actions": summary["actions"], "frames": summary["frames"], "train_seconds": round(seconds, 1),
               "final_loss": trained["final_loss"], "method": {}}
     for embedding in args.embeddings:
         for linkage in args.linkages:
@@ -186,12 +190,20 @@ def subject86(args, work: Path) -> dict:
     return report
 
 
-def run_cases(args, work: Path, actions_list: list[int], seeds: int, decoder: str, say_prefix: str = "") -> dict:
+def run_cases(args, work: Path, actions_list: list[int], seeds: int, variant: str, say_prefix: str = "",
+              earlier: dict | None = None, seed_start: int = 0) -> dict:
+    """Case (i) runs for seeds `seed_start`..`seeds`-1; with `earlier` (a previous report's cases),
+    its runs of the seeds before `seed_start` are kept (runs are deterministic per seed: re-running
+    seeds 0 and 1 reproduced them to the digit)."""
     cases = {}
     for actions in actions_list:
-        runs = []
-        for seed in range(seeds):
-            run = one_run(actions, seed, args, work, decoder)
+        kept = list((earlier or {}).get(str(actions), {}).get("runs", []))[:seed_start]
+        for seed, run in enumerate(kept):
+            run.setdefault("seed", seed)
+            run.setdefault("variant", variant)
+        runs = kept
+        for seed in range(seed_start, seeds):
+            run = one_run(actions, seed, args, work, variant)
             runs.append(run)
             best = max(run["method"].items(), key=lambda kv: kv[1]["ari"])
             print(f"{say_prefix}{actions} actions, seed {seed}: " + ", ".join(f"{n} ARI {s['ari']:.3f}" for n, s in run["method"].items())
@@ -212,11 +224,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--embeddings", nargs="+", default=["decoder", "encoder"])
     parser.add_argument("--linkages", nargs="+", default=["single", "average"])
-    parser.add_argument("--variants", nargs="+", default=["fixed_state", "fixed_weights"])
+    parser.add_argument("--seed-start", type=int, default=0,
+                        help="run seeds from here; earlier seeds' runs are kept from the output file")
+    parser.add_argument("--variants", nargs="+", default=["fixed_state", "adversarial"], choices=sorted(VARIANTS))
     parser.add_argument("--variant-actions", type=int, nargs="+", default=[5, 7])
     parser.add_argument("--variant-seeds", type=int, default=5)
     parser.add_argument("--s86-epochs", type=int, default=4, help="epochs on the ~6800 subject-86 windows")
-    parser.add_argument("--adversarial", type=float, default=0.05, help="discriminator weight of the variant (0: skip)")
+    parser.add_argument("--adversarial", type=float, default=0.0,
+                        help="subject 86: also train with the discriminators at this weight (0: skip; ~4x the cost)")
     parser.add_argument("--out", type=Path, default=RESULTS / "sequences_real.json")
     args = parser.parse_args()
     if not (SHARED / "cmu_mocap").is_dir():
@@ -237,7 +252,8 @@ def main() -> None:
     with ray_session(load_config(None).ray):
         for part in args.parts:  # in the order given
             if part == "cases":
-                report["cases"] = run_cases(args, work, args.actions, args.seeds, "learned")
+                report["cases"] = run_cases(args, work, args.actions, args.seeds, "learned", earlier=report.get("cases"),
+                                            seed_start=args.seed_start)
             elif part == "variants":
                 report["variants"] = {v: run_cases(args, work, args.variant_actions, args.variant_seeds, v, f"[{v}] ")
                                       for v in args.variants}

@@ -163,3 +163,50 @@ def test_runs_metrics_models_and_aliases_land_in_an_mlflow_server(ray_local, mlf
         if not address.startswith("127."):
             with pytest.raises(OSError), socket.create_connection((address, port), timeout=2):
                 pass
+
+
+@pytest.mark.slow  # ~3 min; last in the module: it kills one of the cluster's nodes
+def test_a_fit_survives_a_worker_nodes_raylet_killed(loopback_cluster, tmp_path):
+    import mlflow
+
+    cluster, nodes = loopback_cluster
+    storage = tmp_path / "shared" / "ray_results"
+    env = {**os.environ, "RAY_ADDRESS": cluster.address, "ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"),
+           "ACTIONOPS_STORAGE": str(storage)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    rng = np.random.default_rng(1)
+    for label, freq in (("slow", 0.05), ("fast", 0.2)):  # enough windows for epochs of a second or two
+        (tmp_path / "seqs" / "train" / label).mkdir(parents=True)
+        for i in range(10):
+            t = np.arange(300) + rng.uniform(0, 10)
+            np.save(tmp_path / "seqs" / "train" / label / f"{i}.npy",
+                    np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)], 1).astype(np.float32))
+    epochs = 30
+    proc = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "actionops"), "train", "sequences", str(tmp_path / "seqs"),
+         "--out", str(tmp_path / "out"), *tiny_cfg("sequence-clustering"), "--set", f"sequences.epochs={epochs}",
+         "--set", "train.num_workers=2", "--set", "train.placement_strategy=STRICT_SPREAD",
+         "--set", "train.max_failures=3", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(storage.rglob("checkpoint_*")):  # its first checkpoints
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.5)
+    records = list(storage.rglob("workers/rank-*.json"))
+    used = {json.loads(p.read_text())["node_id"] for p in records}
+    victim = next(n for n in nodes if n.unique_id in used)  # a worker node (not the head) holding a worker
+    victim.kill_raylet()
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    cluster.remove_node(victim, allow_graceful=False)
+    assert proc.returncode == 0, out[-2000:] + err[-3000:]
+    summary = json.loads(out)
+    assert summary["epochs"] == epochs
+    assert victim.unique_id not in {w["node_id"] for w in summary["workers"]}  # restarted on the surviving nodes
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    steps = sorted(m.step for m in client.get_metric_history(summary["mlflow_run_id"], "loss"))
+    assert steps == list(range(1, epochs + 1))  # every epoch once in MLflow, none twice after the restart
+    assert client.get_run(summary["mlflow_run_id"]).info.status == "FINISHED"
