@@ -191,7 +191,7 @@ def subject86(args, work: Path) -> dict:
 
 
 def run_cases(args, work: Path, actions_list: list[int], seeds: int, variant: str, say_prefix: str = "",
-              earlier: dict | None = None, seed_start: int = 0) -> dict:
+              earlier: dict | None = None, seed_start: int = 0, on_run=None) -> dict:
     """Case (i) runs for seeds `seed_start`..`seeds`-1; with `earlier` (a previous report's cases),
     its runs of the seeds before `seed_start` are kept (runs are deterministic per seed: re-running
     seeds 0 and 1 reproduced them to the digit)."""
@@ -205,6 +205,9 @@ def run_cases(args, work: Path, actions_list: list[int], seeds: int, variant: st
         for seed in range(seed_start, seeds):
             run = one_run(actions, seed, args, work, variant)
             runs.append(run)
+            cases[str(actions)] = {"runs": runs, "summary": summarise(runs)}
+            if on_run:  # saved after every run: an interrupted benchmark keeps what it measured
+                on_run(cases)
             best = max(run["method"].items(), key=lambda kv: kv[1]["ari"])
             print(f"{say_prefix}{actions} actions, seed {seed}: " + ", ".join(f"{n} ARI {s['ari']:.3f}" for n, s in run["method"].items())
                   + " | " + ", ".join(f"{n} {s['ari']:.3f}" for n, s in run["baselines"].items())
@@ -252,11 +255,14 @@ def main() -> None:
     with ray_session(load_config(None).ray):
         for part in args.parts:  # in the order given
             if part == "cases":
-                report["cases"] = run_cases(args, work, args.actions, args.seeds, "learned", earlier=report.get("cases"),
-                                            seed_start=args.seed_start)
+                earlier = report.get("cases")
+                report["cases"] = run_cases(args, work, args.actions, args.seeds, "learned", earlier=earlier,
+                                            seed_start=args.seed_start, on_run=lambda c: (report.update(cases={**(earlier or {}), **c}), save()))
             elif part == "variants":
-                report["variants"] = {v: run_cases(args, work, args.variant_actions, args.variant_seeds, v, f"[{v}] ")
-                                      for v in args.variants}
+                report["variants"] = {}
+                for v in args.variants:
+                    report["variants"][v] = run_cases(args, work, args.variant_actions, args.variant_seeds, v, f"[{v}] ",
+                                                      on_run=lambda c, v=v: (report["variants"].update({v: c}), save()))
             else:
                 report["subject86"] = subject86(args, work)
             save()
