@@ -98,10 +98,12 @@ def one_run(actions: int, seed: int, args, work: Path, variant: str = "learned")
     seconds = time.perf_counter() - tick
     result = {"seed": seed, "variant": variant, "actions": summary["actions"], "frames": summary["frames"], "train_seconds": round(seconds, 1),
               "final_loss": trained["final_loss"], "method": {}}
+    emb = None  # embedded once, clustered with every setting
     for embedding in args.embeddings:
         for linkage in args.linkages:
             c = cfg.with_overrides({"seqcluster.embedding": embedding, "seqcluster.linkage": linkage})
-            got = cluster_split(Context(cfg=c, dataset=data, out=ctx.out), None, None, actions)
+            got = cluster_split(Context(cfg=c, dataset=data, out=ctx.out), None, None, actions, emb=emb)
+            emb = got["emb"]
             result["method"][f"{embedding}/{linkage}"] = {k: float(v) for k, v in got["report"]["scores"].items()}
     state = got["state"]
     spec, normaliser = checkpoint_spec(state)

@@ -228,9 +228,11 @@ def load_model(ctx: Context, model: str | None) -> tuple[dict, str]:
     return state, source
 
 
-def cluster_split(ctx: Context, model: str | None, split: str | None, n_clusters: int | None = None) -> dict:
+def cluster_split(ctx: Context, model: str | None, split: str | None, n_clusters: int | None = None,
+                  emb: dict | None = None) -> dict:
     """Embed and cluster the windows of `split`; per-frame labels; scores when the truth is known.
-    Returns the arrays and the report (no files written)."""
+    Returns the arrays and the report (no files written). `emb`: the embeddings of an earlier call
+    on the same model and split (clustering them again with other settings, without re-embedding)."""
     from actionops.evaluation.clustering import clustering_report
     from actionops.pipelines.sequence_clustering.data import frame_truth, sequence_rows
 
@@ -238,7 +240,7 @@ def cluster_split(ctx: Context, model: str | None, split: str | None, n_clusters
     state, source = load_model(ctx, model)
     spec = dict(state["windows"])
     rows = sequence_rows(ctx, split)
-    emb = embed_rows(rows, state, ctx.say)
+    emb = emb if emb is not None else embed_rows(rows, state, ctx.say)
     x = emb[c.embedding]
     truths = {str(r["video_id"]): frame_truth(r, spec["subsample"]) for r in rows}
     known = sorted({t for labels in truths.values() if labels for t in labels})
