@@ -194,27 +194,28 @@ def subject86(args, work: Path) -> dict:
 
 def run_cases(args, work: Path, actions_list: list[int], seeds: int, variant: str, say_prefix: str = "",
               earlier: dict | None = None, seed_start: int = 0, on_run=None) -> dict:
-    """Case (i) runs for seeds `seed_start`..`seeds`-1; with `earlier` (a previous report's cases),
-    its runs of the seeds before `seed_start` are kept (runs are deterministic per seed: re-running
-    seeds 0 and 1 reproduced them to the digit)."""
-    cases = {}
+    """Case (i) runs for seeds `seed_start`..`seeds`-1, seed by seed over the action counts (an
+    interrupted run leaves every count with as many seeds); with `earlier` (a previous report's
+    cases), its runs of the seeds before `seed_start` are kept (runs are deterministic per seed:
+    re-running seeds 0 and 1 reproduced them to the digit)."""
+    runs: dict[int, list[dict]] = {}
     for actions in actions_list:
-        kept = list((earlier or {}).get(str(actions), {}).get("runs", []))[:seed_start]
-        for seed, run in enumerate(kept):
+        runs[actions] = list((earlier or {}).get(str(actions), {}).get("runs", []))[:seed_start]
+        for seed, run in enumerate(runs[actions]):
             run.setdefault("seed", seed)
             run.setdefault("variant", variant)
-        runs = kept
-        for seed in range(seed_start, seeds):
+    cases = {str(a): {"runs": r, "summary": summarise(r)} for a, r in runs.items() if r}
+    for seed in range(seed_start, seeds):
+        for actions in actions_list:
             run = one_run(actions, seed, args, work, variant)
-            runs.append(run)
-            cases[str(actions)] = {"runs": runs, "summary": summarise(runs)}
+            runs[actions].append(run)
+            cases[str(actions)] = {"runs": runs[actions], "summary": summarise(runs[actions])}
             if on_run:  # saved after every run: an interrupted benchmark keeps what it measured
                 on_run(cases)
             best = max(run["method"].items(), key=lambda kv: kv[1]["ari"])
             print(f"{say_prefix}{actions} actions, seed {seed}: " + ", ".join(f"{n} ARI {s['ari']:.3f}" for n, s in run["method"].items())
                   + " | " + ", ".join(f"{n} {s['ari']:.3f}" for n, s in run["baselines"].items())
                   + f" (best {best[0]})", flush=True)
-        cases[str(actions)] = {"runs": runs, "summary": summarise(runs)}
     return cases
 
 
