@@ -23,13 +23,13 @@ from actionops.cli.main import app
 from conftest import tiny_cfg, use_stores
 
 
-def _sequences(folder, seed: int = 0) -> None:
-    """Two classes of short 2-channel sines (slow / fast), three sequences each, as .npy files."""
+def _sequences(folder, seed: int = 0, per_class: int = 3, frames: int = 60) -> None:
+    """Two classes of 2-channel sines (slow / fast), `per_class` sequences each, as .npy files."""
     rng = np.random.default_rng(seed)
     for label, freq in (("slow", 0.05), ("fast", 0.2)):
         (folder / "train" / label).mkdir(parents=True)
-        for i in range(3):
-            t = np.arange(60) + rng.uniform(0, 10)
+        for i in range(per_class):
+            t = np.arange(frames) + rng.uniform(0, 10)
             wave = np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)], 1)
             np.save(folder / "train" / label / f"{i}.npy", wave.astype(np.float32))
 
@@ -40,6 +40,15 @@ def _cli(args: list[str], env: dict, timeout: int = 600) -> dict:
                           capture_output=True, text=True, env=env, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(done.stdout)
+
+
+def _cluster_env(cluster, tmp_path) -> dict:
+    """The environment of an `actionops` process joining `cluster`, its storage a local folder
+    standing for NFS, its MLflow store embedded under tmp_path."""
+    env = {**os.environ, "RAY_ADDRESS": cluster.address, "ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"),
+           "ACTIONOPS_STORAGE": str(tmp_path / "shared" / "ray_results")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +66,7 @@ def loopback_cluster():
 @pytest.mark.slow  # ~2 min: three raylets, index + flow + a 2-worker fit across them
 def test_index_flow_and_a_two_node_fit_on_a_loopback_cluster(loopback_cluster, or_scenes, tmp_path):
     cluster, _ = loopback_cluster
-    env = {**os.environ, "RAY_ADDRESS": cluster.address, "ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"),
-           "ACTIONOPS_STORAGE": str(tmp_path / "shared" / "ray_results")}  # a local folder stands for NFS
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = _cluster_env(cluster, tmp_path)
     out = tmp_path / "derived"
     indexed = _cli(["data", "index", str(or_scenes), "--out", str(out / "m.parquet"), "--flow-dir", str(out / "flow")], env)
     assert indexed["videos"] == 3
@@ -83,10 +90,8 @@ def test_a_campaign_runs_its_trials_across_the_nodes(loopback_cluster, tmp_path)
     from pathlib import Path
 
     cluster, _ = loopback_cluster
+    env = _cluster_env(cluster, tmp_path)
     storage = tmp_path / "shared" / "ray_results"
-    env = {**os.environ, "RAY_ADDRESS": cluster.address, "ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"),
-           "ACTIONOPS_STORAGE": str(storage)}
-    env.pop("MLFLOW_TRACKING_URI", None)
     _sequences(tmp_path / "seqs")
     result = _cli(["tune", "sequences", str(tmp_path / "seqs"), "--samples", "2", "--max-concurrent", "2",
                    "--scheduler", "fifo", "--out", str(tmp_path / "tune"), *tiny_cfg("sequence-clustering"),
@@ -170,17 +175,9 @@ def test_a_fit_survives_a_worker_nodes_raylet_killed(loopback_cluster, tmp_path)
     import mlflow
 
     cluster, nodes = loopback_cluster
+    env = _cluster_env(cluster, tmp_path)
     storage = tmp_path / "shared" / "ray_results"
-    env = {**os.environ, "RAY_ADDRESS": cluster.address, "ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"),
-           "ACTIONOPS_STORAGE": str(storage)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    rng = np.random.default_rng(1)
-    for label, freq in (("slow", 0.05), ("fast", 0.2)):  # enough windows for epochs of a second or two
-        (tmp_path / "seqs" / "train" / label).mkdir(parents=True)
-        for i in range(10):
-            t = np.arange(300) + rng.uniform(0, 10)
-            np.save(tmp_path / "seqs" / "train" / label / f"{i}.npy",
-                    np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)], 1).astype(np.float32))
+    _sequences(tmp_path / "seqs", seed=1, per_class=10, frames=300)  # epochs of a second or two
     epochs = 30
     proc = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "actionops"), "train", "sequences", str(tmp_path / "seqs"),
