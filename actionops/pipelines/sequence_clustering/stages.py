@@ -464,9 +464,9 @@ def segment(ctx: Context, model: str | None = None, split: str | None = None, n_
     see `cue_boundaries`), label its segments by clustering them, and score recordings with truth
     files: boundary P/R/F1 (a boundary counts inside the annotated [earliest, latest] window) and
     frame accuracy after Hungarian matching. With truth on at least two recordings and
-    `seqcluster.select`, the cue's width / peak share / shortest segment are chosen for each
-    recording as the grid setting with the best mean boundary F1 on the OTHER recordings (never
-    tuned on the scored one). segments.json, per-frame label CSVs, metrics_segment.json, and an
+    `seqcluster.select`, the cue's width / peak share / edge are chosen for each recording as the
+    grid setting with the best mean boundary F1 on the OTHER recordings (never tuned on the scored
+    one). segments.json, per-frame label CSVs, metrics_segment.json, and an
     MLflow run with a timeline and the change curves."""
     from actionops.evaluation.segmentation import boundary_scores, frame_accuracy
     from actionops.pipelines.sequence_clustering.data import frame_truth, sequence_rows, truth_segments
