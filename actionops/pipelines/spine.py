@@ -165,11 +165,9 @@ def train_stage(
 
 
 def _workers(result: Any) -> list[dict]:
-    """Where the run's training workers ran (rank, node IP, node id), when its storage is a path."""
+    """Where the run's training workers ran (rank, node IP, node id); none recorded on URI storage."""
     from actionops.platform.train import workers_of
 
-    if "://" in str(result.storage):
-        return []
     return [{k: w[k] for k in ("rank", "node_ip", "node_id", "device")} for w in workers_of(result.storage, result.run_name)]
 
 
