@@ -21,3 +21,25 @@ class ConfigError(ActionopsError):
 
 class DataError(ActionopsError):
     """A dataset, video or annotation file that cannot be used."""
+
+
+class DiskFullError(ActionopsError):
+    """An output device ran out of space (or quota) while we wrote to it."""
+
+
+def disk_full(exc: BaseException, path: object) -> DiskFullError | None:
+    """A one-line DiskFullError naming `path` when `exc` (or its cause) is ENOSPC, EDQUOT or EFBIG;
+    None for any other error. Writers call it after removing their temporary file."""
+    import errno
+    import os
+
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, DiskFullError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}:
+            return DiskFullError(f"no space left writing {path} ({os.strerror(exc.errno)})",
+                                 "free space on that device (or write elsewhere: --out, --flow-dir, train.storage_path); "
+                                 "nothing half-written was left in place: rerun the same command to continue")
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None

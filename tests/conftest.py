@@ -108,3 +108,55 @@ def or_scenes(tmp_path_factory):
     out = tmp_path_factory.mktemp("or")
     generate_or_scenes(out, videos=3, frames=24, width=96, height=72, seed=7)
     return out
+
+
+class MlflowServer:
+    """A real `mlflow server` process bound to 127.0.0.1 only, with its own SQLite backend and
+    artifact root under `root`; `stop()` kills it, `start()` brings it back on the same port with
+    the same stores (a server restart)."""
+
+    def __init__(self, root: Path) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.root = root
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self, timeout: float = 240) -> None:
+        import signal
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        log = open(self.root / "server.log", "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--artifacts-destination", str(self.root / "server_artifacts"), "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + timeout  # start-up takes 15-60 s on 2 busy cores
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{self.url}/health", timeout=2).status == 200:
+                    return
+            except OSError:
+                time.sleep(0.5)
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        raise RuntimeError(f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}")
+
+    def stop(self, kill: bool = False) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=20)

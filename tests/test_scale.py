@@ -13,14 +13,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from actionops.cli.main import app
-from conftest import tiny_cfg, use_stores
+from conftest import MlflowServer, tiny_cfg, use_stores
 
 
 def _sequences(folder, seed: int = 0, per_class: int = 3, frames: int = 60) -> None:
@@ -106,40 +105,40 @@ def test_a_campaign_runs_its_trials_across_the_nodes(loopback_cluster, tmp_path)
     assert len({n for nodes in runs.values() for n in nodes}) >= 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def test_checkpoints_and_resume_on_a_pyarrow_filesystem_uri(ray_local, tmp_path, monkeypatch):
+    """`train.storage_path` as a URI that pyarrow resolves (file:// here, standing for NFS; s3://,
+    gs:// alike): Ray Train's checkpoints, the run pointers and the worker records land there, and
+    `--resume` finds the run through it and continues the same MLflow run."""
+    import mlflow
+
+    use_stores(monkeypatch, tmp_path)
+    store = tmp_path / "shared store"  # a space: the URI is percent-decoded by pyarrow
+    uri = "file://" + str(store).replace(" ", "%20")
+    _sequences(tmp_path / "seqs")
+    args = ["train", "sequences", str(tmp_path / "seqs"), "--out", str(tmp_path / "out"), *tiny_cfg("sequence-clustering"),
+            "--set", f"train.storage_path={uri}", "--json"]
+    first = CliRunner().invoke(app, [*args, "--set", "sequences.epochs=2"])
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert summary["workers"] and summary["workers"][0]["rank"] == 0  # read back through the URI
+    assert list(store.glob("seq2seq-*/checkpoint_*/state.pt")) and list(store.glob(".seq2seq-*.latest"))
+    assert not (tmp_path / "ray_results").exists()  # nothing went to the default storage
+    resumed = CliRunner().invoke(app, [*args, "--set", "sequences.epochs=4", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    again = json.loads(resumed.stdout)
+    assert again["epochs"] == 4 and again["reported_epochs"] == 2  # epochs 1-2 came from the checkpoint
+    assert again["mlflow_run_id"] == summary["mlflow_run_id"]
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(again["mlflow_run_id"], "loss")]
+    assert sorted(steps) == [1, 2, 3, 4]
 
 
 @pytest.fixture()
 def mlflow_server(tmp_path):
     """`mlflow server` on 127.0.0.1 only, with its own SQLite backend and artifact root."""
-    port = _free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server_artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 240  # start-up takes 15-60 s on 2 busy cores
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise RuntimeError(f"mlflow server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
-    yield url, port
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    server = MlflowServer(tmp_path)
+    server.start()
+    yield server.url, server.port
+    server.stop()
 
 
 @pytest.mark.slow  # ~1 min: a server process and a short training

@@ -156,6 +156,42 @@ def test_data_add_new_version_checkout_restores_bytes(tmp_path, monkeypatch):
     assert (frames / "0.png").read_bytes() == b"changed frame"
 
 
+def test_another_checkout_pulls_what_data_add_pushed(tmp_path, monkeypatch):
+    """A team's flow: one checkout adds a dataset (pushed to the repository's default remote, a
+    folder standing for shared storage) and commits the .dvc file and datasets.yaml; another
+    clone of the git repository, with no DVC cache and no data, gets every byte of each version
+    from the remote."""
+    monkeypatch.delenv("ACTIONOPS_DVC_REMOTE", raising=False)
+    repo = _git_dvc_repo(tmp_path / "alice")
+    remote = tmp_path / "shared-remote"
+    _dvc(["remote", "add", "--default", "team", str(remote)], repo)
+    monkeypatch.chdir(repo)
+    _synth_clips(repo / "data" / "clips", videos=3)
+    added = runner.invoke(app, ["data", "add", "data/clips", "--json"])
+    assert added.exit_code == 0, added.output
+    v1 = json.loads(added.output)
+    assert v1["remote"] == "team" and any(remote.rglob("*"))
+    v1_files = _digests(repo / "data" / "clips")
+    _sh([*GIT, "add", "-A"], repo)
+    _sh([*GIT, "commit", "-qm", "clips v1"], repo)
+    (repo / "data" / "clips" / "extra.txt").write_text("added in v2")
+    v2 = json.loads(runner.invoke(app, ["data", "add", "data/clips", "--json"]).output)
+    assert v2["version"] == "v2"
+    _sh([*GIT, "commit", "-qam", "clips v2"], repo)
+
+    bob = tmp_path / "bob"
+    _sh(["git", "clone", "-q", str(repo), str(bob)], tmp_path)
+    assert not (bob / "data" / "clips").exists() and not (bob / ".dvc" / "cache").exists()
+    monkeypatch.chdir(bob)
+    got = runner.invoke(app, ["data", "checkout", "clips@v1", "--json"])
+    assert got.exit_code == 0, said(got)
+    assert json.loads(got.output)["source"] == "remote"
+    assert _digests(bob / "data" / "clips") == v1_files
+    got = runner.invoke(app, ["data", "checkout", "clips@v2", "--json"])
+    assert got.exit_code == 0, said(got)
+    assert (bob / "data" / "clips" / "extra.txt").read_text() == "added in v2"
+
+
 def test_data_add_errors_name_the_problem(tmp_path, monkeypatch):
     outside = tmp_path / "plain"
     outside.mkdir()

@@ -107,6 +107,14 @@ def main() -> None:
     except Exception as exc:  # unknown failure: still one line, traceback on request
         if debug:
             raise
+        from actionops.platform import tracking
+
+        reason = tracking.unreachable_server(exc)
+        if reason is not None:
+            _say(f"cannot reach the MLflow tracking server at {tracking.redact('', tracking.tracking_uri())} ({reason})",
+                 "start it again (or point MLFLOW_TRACKING_URI at a running one); checkpoints are kept on the "
+                 "training storage: rerun the same command with --resume to continue and log what is missing")
+            sys.exit(1)
         first = str(exc).splitlines()[0] if str(exc) else ""
         _say(f"unexpected {type(exc).__name__}: {first}", "rerun with ACTIONOPS_DEBUG=1 to see the traceback")
         sys.exit(1)

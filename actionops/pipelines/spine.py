@@ -140,6 +140,7 @@ def train_stage(
         result = run_training(loop, dict(loop_config), train_cfg=cfg.train, name=name, resume=ctx.resume,
                               datasets=dict(datasets or {}), mlflow_run_id=run.info.run_id,
                               datasets_to_split=datasets_to_split, callbacks=callbacks, streams_data=streams_data)
+        tracking.sync_epochs(run.info.run_id, result.history)  # epochs a worker could not write (server down)
         state = result.checkpoint_state
         # what wrote it travels with it: loaders refuse another method's file by name (check_checkpoint)
         kept = {**checkpoint(state), "method": method.id, "stage": Path(checkpoint_file).stem}
@@ -165,7 +166,7 @@ def train_stage(
 
 
 def _workers(result: Any) -> list[dict]:
-    """Where the run's training workers ran (rank, node IP, node id); none recorded on URI storage."""
+    """Where the run's training workers ran (rank, node IP, node id), from the run's storage."""
     from actionops.platform.train import workers_of
 
     return [{k: w[k] for k in ("rank", "node_ip", "node_id", "device")} for w in workers_of(result.storage, result.run_name)]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from actionops.errors import ActionopsError, DataError
+from actionops.errors import ActionopsError, DataError, DiskFullError, disk_full
 from actionops.platform.layout import Rejected, VideoEntry, list_entries, load_pose
 
 MANIFEST_NAME = "manifest.parquet"
@@ -215,9 +215,18 @@ def index_dataset(root: str | Path, *, layout: str = "auto", out: str | Path | N
 
 
 def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """`write(tmp)` then rename onto `path`: the file appears whole or not at all (a full disk
+    leaves the old file, no temporary, and a one-line DiskFullError naming `path`)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    tmp.replace(path)
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        full = disk_full(exc, path)
+        if full is not None:
+            raise full from None
+        raise
 
 
 def _entry_item(entry: VideoEntry) -> dict[str, Any]:
@@ -329,6 +338,8 @@ def _flow_chunk_row(row: dict[str, Any]) -> dict[str, Any]:
         spec = FlowSpec.from_dict(row["spec"])
         result = compute_chunk(row["path"], row["flow_path"], row["start"], row["end"], spec)
         error = None
+    except DiskFullError as exc:  # the output device is full: the run stops (the next videos would fail too)
+        result, error = {"frames": 0, "computed": False}, f"{exc.message}\t{exc.hint}"
     except Exception as exc:  # per chunk: report it, the other videos go on
         result, error = {"frames": 0, "computed": False}, f"{type(exc).__name__}: {exc}"
     return {"video_id": row["video_id"], "start": row["start"], "end": row["end"], "error": error,
@@ -409,6 +420,8 @@ def compute_flow(
             results = _from_items(items, max_blocks=len(items)).map(_FlowChunks, num_cpus=1, compute=pool, max_restarts=0)
         for result in _flow_results(results):
             vid = result["video_id"]
+            if result["error"] and result["error"].startswith("no space left writing "):
+                raise DiskFullError(*result["error"].split("\t", 1))
             if result["error"]:
                 failed.setdefault(vid, result["error"])
             frames_done += result["frames"]  # computed now (reused parts count 0)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from actionops.errors import disk_full
+
 # The reference tool's Farneback parameters.
 FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 DIS_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
@@ -134,13 +136,16 @@ def compute_chunk(
                               "shape": (end - start, *flow.shape)}
                     np.lib.format.write_array_header_1_0(fh, header)
                 if count < end - start:
-                    np.ascontiguousarray(flow, dtype=dtype).tofile(fh)
+                    fh.write(np.ascontiguousarray(flow, dtype=dtype).tobytes())  # not tofile: its short write has no errno
                 count += 1
         if count != end - start:
             raise RuntimeError(f"{video}: decoded {count} flow frames for range [{start}, {end})")
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        full = disk_full(exc, target)
+        if full is not None:
+            raise full from None
         raise
     return {"frames": end - start, "computed": True}
 
@@ -153,23 +158,47 @@ def assemble(flow_path: str | Path, chunks: list[tuple[int, int]], spec: FlowSpe
     if len(chunks) == 1:  # one part is the whole video: rename, no copy
         start, end = chunks[0]
         os.replace(part_path(flow_path, start, end, spec), flow_path)
-        spec_path(flow_path).write_text(json.dumps({**asdict(spec), "frames": end - start}))
+        _write_sidecar(flow_path, {**asdict(spec), "frames": end - start})
         return flow_path
     parts = [np.load(part_path(flow_path, s, e, spec), mmap_mode="r") for s, e in chunks]
     total = sum(p.shape[0] for p in parts)
     tmp = flow_path.with_name(f".{flow_path.name}.tmp{os.getpid()}")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=parts[0].dtype, shape=(total, *parts[0].shape[1:]))
-    offset = 0
-    for part in parts:
-        out[offset : offset + part.shape[0]] = part
-        offset += part.shape[0]
-    out.flush()
-    del out, parts
-    os.replace(tmp, flow_path)
-    spec_path(flow_path).write_text(json.dumps({**asdict(spec), "frames": total}))
+    try:
+        # written with plain writes, not a memory map: a full disk is an OSError here, not a SIGBUS
+        with open(tmp, "wb") as fh:
+            header = {"descr": np.lib.format.dtype_to_descr(parts[0].dtype), "fortran_order": False,
+                      "shape": (total, *parts[0].shape[1:])}
+            np.lib.format.write_array_header_1_0(fh, header)
+            for part in parts:
+                for start in range(0, part.shape[0], 64):
+                    fh.write(np.ascontiguousarray(part[start:start + 64]).tobytes())
+        del parts
+        os.replace(tmp, flow_path)
+        _write_sidecar(flow_path, {**asdict(spec), "frames": total})
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        full = disk_full(exc, flow_path)
+        if full is not None:
+            raise full from None
+        raise
     for s, e in chunks:
         part_path(flow_path, s, e, spec).unlink(missing_ok=True)
     return flow_path
+
+
+def _write_sidecar(flow_path: Path, spec: dict) -> None:
+    """The sidecar that marks `flow_path` finished, whole or not at all."""
+    sidecar = spec_path(flow_path)
+    tmp = sidecar.with_name(f".{sidecar.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(spec))
+        os.replace(tmp, sidecar)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        full = disk_full(exc, sidecar)
+        if full is not None:
+            raise full from None
+        raise
 
 
 def remove_leftovers(flow_path: str | Path, keep: FlowSpec | None) -> None:

@@ -203,17 +203,23 @@ class EpochLogger:
         import mlflow
 
         _quiet_mlflow()
-        self.run_id = run_id
+        self.run_id, self.uri = run_id, uri
         self.client = mlflow.MlflowClient(uri)
         self._logged: set[int] | None = None
+        self._warned = False
 
     def _steps(self, key: str) -> set[int]:
         if self._logged is None:
             self._logged = {int(m.step) for m in self.client.get_metric_history(self.run_id, key)}
         return self._logged
 
-    def log(self, history: list[Mapping[str, float]]) -> None:
-        """Write every row of `history` (dicts with `epoch`) whose step is not in the store yet."""
+    def log(self, history: list[Mapping[str, float]], *, tolerate: bool = True) -> None:
+        """Write every row of `history` (dicts with `epoch`) whose step is not in the store yet.
+
+        A tracking server that cannot be reached (after MLflow's own retries) does not stop
+        training when `tolerate`: the rows stay in the checkpoint's history and are written at the
+        next call (the next epoch, or the driver's `sync_epochs` at the end); one warning names
+        the server. Other errors, and any error without `tolerate`, are raised."""
         import time
 
         from mlflow.entities import Metric
@@ -223,17 +229,51 @@ class EpochLogger:
         first = next((k for k in history[-1] if k != "epoch"), None)
         if first is None:
             return
-        done = self._steps(first)
-        stamp = int(time.time() * 1000)
-        batch = []
-        for row in history:
-            step = int(row["epoch"])
-            if step in done:
-                continue
-            batch += [Metric(k, float(v), stamp, step) for k, v in row.items() if k != "epoch"]
-            done.add(step)
-        for start in range(0, len(batch), 900):
-            self.client.log_batch(self.run_id, metrics=batch[start:start + 900])
+        try:
+            done = set(self._steps(first))
+            stamp = int(time.time() * 1000)
+            batch, steps = [], []
+            for row in history:
+                step = int(row["epoch"])
+                if step in done:
+                    continue
+                batch += [Metric(k, float(v), stamp, step) for k, v in row.items() if k != "epoch"]
+                steps.append(step)
+            for start in range(0, len(batch), 900):
+                self.client.log_batch(self.run_id, metrics=batch[start:start + 900])
+        except Exception as exc:
+            if not tolerate or unreachable_server(exc) is None:
+                raise
+            self._logged = None  # re-read what the store holds next time: a batch may have landed in part
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"MLflow tracking server {redact('', self.uri)} is unreachable; epoch metrics stay in "
+                              f"the checkpoint and are written when it is back", RuntimeWarning, stacklevel=2)
+            return
+        self._logged.update(steps)
+
+
+def unreachable_server(exc: BaseException) -> str | None:
+    """When `exc` (or what caused it) is a failure to reach an HTTP tracking server, a one-line
+    reason (e.g. "connection refused"); None for any other error."""
+    seen = 0
+    while exc is not None and seen < 8:
+        text = str(exc)
+        name = type(exc).__name__
+        if name in {"ConnectionError", "ConnectionRefusedError", "NewConnectionError", "MaxRetryError"} \
+                or "Max retries exceeded" in text or "Connection refused" in text or "Failed to establish" in text:
+            if "Connection refused" in text:
+                return "connection refused"
+            match = re.search(r"Caused by (\w+)\(", text)
+            return match.group(1) if match else name
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def sync_epochs(run_id: str, history: list[Mapping[str, float]]) -> None:
+    """On the driver after training: write the epochs of `history` the store still lacks (those
+    whose worker-side write found the server down). Raises when the server is unreachable."""
+    EpochLogger(run_id, tracking_uri()).log(history, tolerate=False)
 
 
 def close_child_runs(parent_run_id: str, ok_names: set[str], prefix: str = "trial-") -> None:

@@ -25,6 +25,7 @@ import os
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,48 @@ def storage_root(storage_path: str | None) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def _pointer(root: str, name: str, kind: str = "latest") -> Path | None:
-    return None if "://" in root else Path(root) / f".{name}.{kind}"
+def storage_fs(path: str) -> tuple[Any, str]:
+    """(pyarrow filesystem, path inside it) of a storage location: a local path, or any URI
+    pyarrow resolves (file:///nfs/..., s3://bucket/..., gs://...), as Ray Train itself does."""
+    import pyarrow.fs
+
+    if "://" in path:
+        return pyarrow.fs.FileSystem.from_uri(path)
+    return pyarrow.fs.LocalFileSystem(), str(Path(path).resolve())
+
+
+def read_text(path: str) -> str | None:
+    """The text of a small file at a storage path or URI; None when there is none."""
+    import pyarrow.fs
+
+    fs, inner = storage_fs(path)
+    if fs.get_file_info(inner).type != pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(inner) as fh:
+        return fh.read().decode()
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a small file at a storage path or URI, whole or not at all (a temporary beside it,
+    then a move; on object stores a single put)."""
+    fs, inner = storage_fs(path)
+    parent, name = inner.rsplit("/", 1)
+    fs.create_dir(parent, recursive=True)
+    tmp = f"{parent}/.{name}.tmp{os.getpid()}"
+    with fs.open_output_stream(tmp) as fh:
+        fh.write(text.encode())
+    fs.move(tmp, inner)
+
+
+def join(root: str, *parts: str) -> str:
+    """`root`/parts for a local path or a URI."""
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def _pointer(root: str, name: str, kind: str = "latest") -> str:
+    """The small file under the storage root that names the last run of `name` (kind `latest`)
+    or its MLflow run (`mlflow`)."""
+    return join(root, f".{name}.{kind}")
 
 
 def safe_name(name: str) -> str:
@@ -57,23 +98,21 @@ def previous_mlflow_run(name: str, train_cfg: Any, resume: bool | str) -> str | 
     if not resume:
         return None
     storage = storage_root(train_cfg.storage_path)
-    latest, mlflow_pointer = _pointer(storage, safe_name(name)), _pointer(storage, safe_name(name), "mlflow")
-    if latest is None or not latest.is_file() or not mlflow_pointer.is_file():
+    if read_text(_pointer(storage, safe_name(name))) is None:
         return None
-    return mlflow_pointer.read_text().strip() or None
+    return (read_text(_pointer(storage, safe_name(name), "mlflow")) or "").strip() or None
 
 
 def resolve_run_name(name: str, storage: str, resume: bool) -> str:
     """A unique name for a fresh run; the last run's name of `name` when resuming."""
     pointer = _pointer(storage, name)
     if resume:
-        if pointer is None or not pointer.is_file():
+        last = read_text(pointer)
+        if last is None:
             raise ActionopsError(f"nothing to resume for {name} under {storage}", "run without --resume first")
-        return pointer.read_text().strip()
+        return last.strip()
     run_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    if pointer is not None:
-        pointer.parent.mkdir(parents=True, exist_ok=True)
-        pointer.write_text(run_name)
+    write_text(pointer, run_name)
     return run_name
 
 
@@ -93,7 +132,7 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, Any]]      # every epoch's metrics (earlier runs of a resumed one included)
     checkpoint_state: dict[str, Any]
-    reported: int = 0                  # epochs this fit() itself reported (0: a resumed run had none left)
+    reported: int = 0                  # epochs this fit() itself trained (0: a resumed run had none left)
 
 
 def _data_config(datasets_to_split: list[str] | None, num_workers: int):
@@ -144,12 +183,10 @@ def run_training(
     safe = safe_name(name)
     storage = storage_root(train_cfg.storage_path)
     if resume == "auto":
-        pointer = _pointer(storage, safe)
-        resume = pointer is not None and pointer.is_file()
+        resume = read_text(_pointer(storage, safe)) is not None
     run_name = resolve_run_name(safe, storage, bool(resume))
-    mlflow_pointer = _pointer(storage, safe, "mlflow")
-    if mlflow_pointer is not None and mlflow_run_id:  # a later --resume continues this MLflow run
-        mlflow_pointer.write_text(mlflow_run_id)
+    if mlflow_run_id:  # a later --resume continues this MLflow run
+        write_text(_pointer(storage, safe, "mlflow"), mlflow_run_id)
     use_gpu = resolve_use_gpu(train_cfg.use_gpu)
     cpus = worker_cpus(train_cfg, datasets or {}, use_gpu, streams_data)
     gpus = float(getattr(train_cfg, "gpus_per_worker", 1.0) or 1.0)
@@ -157,8 +194,9 @@ def run_training(
         "mlflow_run_id": mlflow_run_id, "tracking_uri": tracking.tracking_uri() if mlflow_run_id else None,
         "amp": bool(train_cfg.amp), "fault_at_epoch": train_cfg.fault_at_epoch, "seed": int(train_cfg.seed),
         "torch_threads": train_cfg.torch_threads or max(1, (os.cpu_count() or 1) // train_cfg.num_workers),
-        "fault_marker": str(Path(storage) / run_name / ".fault-injected") if "://" not in storage else None,
-        "workers_dir": str(Path(storage) / run_name / "workers") if "://" not in storage else None,
+        "fault_marker": join(storage, run_name, ".fault-injected"),
+        "workers_dir": join(storage, run_name, "workers"),
+        "fit_token": uuid.uuid4().hex,  # marks the checkpoints this fit() writes (see `reported`)
     }}
     trainer = TorchTrainer(
         loop,
@@ -186,9 +224,12 @@ def run_training(
     with result.checkpoint.as_directory() as folder:
         state = _load_state(Path(folder))
     # Train V2 keeps metrics only for the checkpoints it keeps: the whole history is in the checkpoint
-    reported = result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else []
-    history = list(state.get("history") or reported)
-    return TrainResult(run_name, storage, dict(result.metrics or {}), history, state, len(reported))
+    kept = result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else []
+    history = list(state.get("history") or kept)
+    # epochs this fit() trained: from the first epoch it ran (kept across restarts after a failure
+    # inside it) to the last; 0 when the final checkpoint is an earlier run's (nothing was left)
+    ran = int(state["epoch"]) - int(state.get("fit_first", 0)) if state.get("fit") == config["_runner"]["fit_token"] else 0
+    return TrainResult(run_name, storage, dict(result.metrics or {}), history, state, ran)
 
 
 def worker_cpus(train_cfg: Any, datasets: dict[str, Any], use_gpu: bool, streams_data: bool = False) -> float:
@@ -246,26 +287,29 @@ def load_checkpoint() -> dict[str, Any] | None:
         return _load_state(Path(folder))
 
 
-def record_worker(folder: Path, rank: int, world_size: int, device: str) -> None:
-    """Write which node, host and process a training worker runs on (one small JSON per rank, each
-    start overwriting the last): on a cluster, where the workers of a run landed."""
+def record_worker(folder: str, rank: int, world_size: int, device: str) -> None:
+    """Write which node, host and process a training worker runs on (one small JSON per rank under
+    `folder`, a path or URI on the run's storage, each start overwriting the last): on a cluster,
+    where the workers of a run landed."""
     import socket
 
     import ray
 
-    folder.mkdir(parents=True, exist_ok=True)
     info = {"rank": rank, "world_size": world_size, "node_id": ray.get_runtime_context().get_node_id(),
             "node_ip": ray.util.get_node_ip_address(), "host": socket.gethostname(), "pid": os.getpid(),
             "device": device}
-    tmp = folder / f".rank-{rank}.json.tmp"
-    tmp.write_text(json.dumps(info))
-    tmp.replace(folder / f"rank-{rank}.json")
+    write_text(join(folder, f"rank-{rank}.json"), json.dumps(info))
 
 
 def workers_of(storage: str, run_name: str) -> list[dict]:
     """The `record_worker` entries of a training run, by rank."""
-    folder = Path(storage) / run_name / "workers"
-    return sorted((json.loads(p.read_text()) for p in folder.glob("rank-*.json")), key=lambda w: w["rank"])
+    import pyarrow.fs
+
+    fs, inner = storage_fs(join(storage, run_name, "workers"))
+    found = fs.get_file_info(pyarrow.fs.FileSelector(inner, allow_not_found=True))
+    names = [f.base_name for f in found if re.fullmatch(r"rank-\d+\.json", f.base_name)]
+    return sorted((json.loads(read_text(join(storage, run_name, "workers", n)) or "{}") for n in names),
+                  key=lambda w: w["rank"])
 
 
 class WorkerContext:
@@ -293,7 +337,7 @@ class WorkerContext:
         if runner.get("torch_threads"):  # Ray sets OMP_NUM_THREADS=1 per 1-CPU worker
             torch.set_num_threads(int(runner["torch_threads"]))
         if runner.get("workers_dir"):  # where each worker runs: <storage>/<run>/workers/rank-N.json
-            record_worker(Path(runner["workers_dir"]), self.rank, self.world_size, str(self.device))
+            record_worker(runner["workers_dir"], self.rank, self.world_size, str(self.device))
 
     def epochs(self, start: int, total: int):
         """Epoch numbers `start..total-1` (0-based); torch's RNG is seeded per (seed, epoch) at the
@@ -342,13 +386,17 @@ class WorkerContext:
 
         metrics = {**metrics, "epoch": epoch + 1}
         if self._history is None:  # a resumed / recovered run continues the history of its checkpoint
-            previous = load_checkpoint() if self.rank == 0 else None
-            self._history = [h for h in (previous or {}).get("history", []) if h.get("epoch", 0) <= epoch]
+            previous = (load_checkpoint() if self.rank == 0 else None) or {}
+            self._history = [h for h in previous.get("history", []) if h.get("epoch", 0) <= epoch]
+            # the first epoch this fit() ran: kept when this worker restarts from a checkpoint of the same fit
+            same_fit = previous.get("fit") == self._runner.get("fit_token")
+            self._fit_first = int(previous.get("fit_first", epoch)) if same_fit else epoch
         self._history.append({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = None
             if self.rank == 0:
-                torch.save({**state, "epoch": epoch + 1, "metrics": metrics, "history": self._history},
+                torch.save({**state, "epoch": epoch + 1, "metrics": metrics, "history": self._history,
+                            "fit": self._runner.get("fit_token"), "fit_first": self._fit_first},
                            Path(folder) / CHECKPOINT_FILE)
                 checkpoint = ray.train.Checkpoint.from_directory(folder)
             ray.train.report(metrics, checkpoint=checkpoint)
@@ -362,10 +410,9 @@ class WorkerContext:
         target, marker = self._runner.get("fault_at_epoch"), self._runner.get("fault_marker")
         if target is None or epochs_done != target or self.rank != self.world_size - 1 or not marker:
             return
-        if Path(marker).exists():
+        if read_text(marker) is not None:
             return
-        Path(marker).parent.mkdir(parents=True, exist_ok=True)
-        Path(marker).write_text(json.dumps({"epoch": epochs_done, "rank": self.rank}))
+        write_text(marker, json.dumps({"epoch": epochs_done, "rank": self.rank}))
         raise RuntimeError(f"injected fault after epoch {epochs_done} (train.fault_at_epoch)")
 
 

@@ -319,6 +319,8 @@ def unsaved_edits(root: Path, dataset: dict[str, Any]) -> list[str]:
 
     rel = dataset["path"]
     edits = []
+    if not (root / rel).exists():  # nothing there to lose (a fresh clone that has not pulled it yet)
+        return edits
     if (root / f"{rel}.dvc").is_file():
         status = run_dvc(["status", "--json", f"{rel}.dvc"], root, check=False)
         lines = [ln for ln in (status.stderr + status.stdout).splitlines() if ln.strip()]
