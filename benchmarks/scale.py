@@ -121,12 +121,16 @@ def main() -> None:
             result["weak_scaling"] = steps
             result["cluster_seconds"] = cluster_seconds
             result["cluster_overhead"] = round(cluster_seconds / one_node, 3)
+            blocks, seconds = driver_rate(400, nodes)
+            result["driver_chunks_per_second"] = round(blocks / seconds, 1)
             tiny = _rows_for(rows[:nodes], work / "flow1", work / "tiny")
-            seconds, _ = _flow(tiny, args.method, chunk_frames=4)
+            seconds, done = _flow(tiny, args.method, chunk_frames=4)
             chunks = sum(-(-int(r["frames"]) // 4) for r in tiny)
-            result["driver_chunks_per_second"] = round(chunks / seconds, 1)
+            # what a chunk costs beyond its frames: opening the video, seeking, the overlap frame, a file
+            result["per_chunk_overhead_seconds"] = round(max(0.0, (seconds * nodes - done / per_cpu_fps) / chunks), 3)
             print(f"cluster (3 nodes) {cluster_seconds:6.1f} s vs one node {one_node:6.1f} s: overhead "
-                  f"{result['cluster_overhead']:.2f}x | driver took {chunks / seconds:.0f} chunk results/s")
+                  f"{result['cluster_overhead']:.2f}x | driver took {result['driver_chunks_per_second']:.0f} "
+                  f"empty chunk results/s | a chunk costs {result['per_chunk_overhead_seconds']:.2f} s beyond its frames")
         finally:
             ray.shutdown()
             cluster.shutdown()
@@ -141,6 +145,29 @@ def main() -> None:
         print(f"wrote {RESULTS / 'scale.json'}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+class _Echo:
+    def __call__(self, row: dict) -> dict:
+        return {"video_id": row["video_id"], "error": None, "frames": 0}
+
+
+def driver_rate(n: int, actors: int) -> tuple[int, float]:
+    """Result rows per second the driver takes from the flow stage's pipeline shape (one item per
+    block, an actor pool of `actors`, results iterated on the driver) when the work is nothing."""
+    import warnings
+
+    import ray
+
+    from actionops.platform.data import _from_items
+
+    items = [{"video_id": f"v{i}", "path": "x", "flow_path": "y", "start": 0, "end": 300} for i in range(n)]
+    pool = ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors, max_tasks_in_flight_per_actor=2)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        count = sum(1 for _ in _from_items(items, max_blocks=n).map(_Echo, num_cpus=1, compute=pool).iter_rows())
+    return count, time.perf_counter() - start
 
 
 def _rows_for(rows: list[dict], base: Path, flow_dir: Path) -> list[dict]:
@@ -170,7 +197,10 @@ def projection(fps_320: float, measured: dict, nodes: int = 100, cpus: int = 32,
         f"{fps_320:.0f} flow fps per CPU (measured here), Ray efficiency {ray_efficiency:.2f} -> "
         f"{seconds / 3600:.1f} h of flow",
         f"  work items: {chunks:.2e} chunks of {chunk_frames} frames; the driver must take {chunk_rate:.0f} results/s "
-        f"(measured ceiling here {driver:.0f}/s: {'fine' if chunk_rate < driver else 'the driver is the limit: use longer chunks'})",
+        f"(measured here, empty chunks, actor start-up included: {driver:.0f}/s: "
+        f"{'fine' if chunk_rate < driver else 'the driver is the limit: longer chunks or several drivers'}); one "
+        f"driver holding {chunks:.1e} items (~300 bytes each, one Ray block each) is the first limit: submit the "
+        f"work as one job per ~1,000 hours (10 drivers, or `ray job submit` per manifest shard)",
         f"  network: each worker reads its videos from shared storage ({video_bytes / 1e12:.1f} TB in all) and writes "
         f"float16 flow ({flow_bytes_f16 / 1e12:.0f} TB): the storage's write bandwidth "
         f"({flow_bytes_f16 / seconds / 1e9:.1f} GB/s sustained) is the limit, not Ray's object store "

@@ -43,8 +43,7 @@ def _on_small_disk(size: str, folder: Path, kept: Path, argv: list[str], env: di
 
 
 def _env(tmp_path: Path) -> dict:
-    env = {**os.environ, "ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"), "ACTIONOPS_STORAGE": str(tmp_path / "ray_results"),
-           "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"), "ACTIONOPS_STORAGE": str(tmp_path / "ray_results")}
     for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(key, None)
     return env
