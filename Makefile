@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # pip prints hundreds of harmless "Location ... is ignored" lines on these machines
 QUIET  := 2>&1 | grep -v "is ignored" || true
 
-.PHONY: demo test test-all bench repro lock clean venv
+.PHONY: demo test test-all bench scoreboard repro lock clean venv
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ repro: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/[a-z]*.py; do $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done
+
+# Every registered method with the shipped params.yaml on the real datasets at hand (../shared/data):
+# one table, benchmarks/results/scoreboard.json (README: Scoreboard).
+scoreboard: $(STAMP)
+	$(PY) -m benchmarks.scoreboard
 
 # Re-resolve the environment from pyproject.toml and write the lock file.
 lock: $(STAMP)

@@ -1,7 +1,7 @@
 """Benchmark: supervised clip classification on real video nobody here made (Weizmann, 4 actions).
 
     python -m benchmarks.classify_real [--models tsm_resnet18,...] [--folds AB] [--epochs 15]
-                                       [--clip-input rgb|rgb_diff] [--out FILE]
+                                       [--clip-input rgb|rgb_diff|flow|rgb+flow|rgb_diff+flow] [--out FILE]
 
 `../shared/data/weizmann4` (ACTIONOPS_SHARED_DATA) is copied into temporary CSV-layout datasets,
 leave-performers-out: fold A trains on p0-p4, validates on p5, tests on p6-p8; fold B trains on
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=64, help="input side (the clips are 64x64)")
     parser.add_argument("--clips-per-video", type=int, default=4)
-    parser.add_argument("--clip-input", default="rgb", choices=["rgb", "rgb_diff"],
+    parser.add_argument("--clip-input", default="rgb", choices=["rgb", "rgb_diff", "flow", "rgb+flow", "rgb_diff+flow"],
                         help="classifier.clip_input for every model (rgb_diff: frame differences)")
     parser.add_argument("--out", default=str(RESULTS / "classify_real.json"))
     parser.add_argument("--set", dest="sets", action="append", default=[],

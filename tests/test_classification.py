@@ -335,3 +335,50 @@ def test_same_config_trains_the_same_weights_on_two_workers(ray_local, clips, ml
     after = torch.load(outs[1] / "classifier.pt", weights_only=True)
     assert before["best_epoch"] == after["best_epoch"]
     assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
+
+
+def test_flow_input_follows_a_moving_square():
+    """clip_input=flow: Farneback from frame t to t+1 as dx, dy, magnitude (over FLOW_SCALE x size);
+    a bright square moving 2 px right gives dx ~ 0.5 on the square and ~0 elsewhere; the two-stream
+    inputs stack the appearance channels and these."""
+    from actionops.pipelines.clip_classification.data import FLOW_SCALE, input_channels, input_indices, to_input
+
+    size, t = 64, 3
+    frames = np.zeros((2 * t, size, size, 3), np.uint8)
+    for i in range(t):  # all t first, then all t+1 (input_indices' order)
+        x0 = 20 + 3 * i
+        frames[i, 24:40, x0:x0 + 16] = 220
+        frames[t + i, 24:40, x0 + 2:x0 + 18] = 220
+    flow = to_input(frames, "flow")
+    assert flow.shape == (t, 3, size, size) and flow.dtype == np.float32
+    inside = flow[:, :, 28:36, 30:38].mean(axis=(2, 3))  # the square's interior edge band moves
+    assert np.all(inside[:, 0] > 0.5 * 2 / (FLOW_SCALE * size)) and np.all(np.abs(inside[:, 1]) < 0.15)
+    assert np.abs(flow[:, :2, :8, :8]).max() < 0.05  # the still background
+    both = to_input(frames, "rgb_diff+flow")
+    assert both.shape == (t, 6, size, size)
+    assert np.allclose(both[:, :3], to_input(frames, "rgb_diff")) and np.allclose(both[:, 3:], flow)
+    assert np.allclose(to_input(frames, "rgb+flow")[:, :3], to_input(frames[:t], "rgb"))
+    assert [input_channels(c) for c in ("rgb", "flow", "rgb+flow")] == [3, 3, 6]
+    assert list(input_indices(np.array([0, 5]), 6, "flow")) == [0, 4, 1, 5]  # pairs, the last kept inside
+
+
+def test_two_stream_late_fusion_trains_and_embeds():
+    from actionops.errors import ActionopsError
+    from actionops.models.embedding import clip_embedder, embedding_dim
+
+    model = create_model("two_stream", stream="tsm_resnet18", num_classes=3, num_frames=4, image_size=32)
+    clip = torch.randn(2, 4, 6, 32, 32)
+    model.eval()  # no dropout: the comparison is exact
+    with torch.no_grad():
+        expected = (model.appearance(clip[:, :, :3]) + model.motion(clip[:, :, 3:])) / 2
+        assert torch.allclose(model(clip), expected, atol=1e-5)  # late fusion: the mean of the streams' logits
+    model.train()
+    logits = model(clip)
+    assert logits.shape == (2, 3)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.motion.parameters() if p.requires_grad)
+    dim = embedding_dim(model)
+    assert dim == 2 * embedding_dim(model.appearance)
+    assert clip_embedder(model)(clip).shape == (2, dim)  # (the embedder replaces the heads in place)
+    with pytest.raises(ActionopsError, match="not a clip classifier"):
+        create_model("two_stream", stream="conv3d_autoencoder", num_classes=3)

@@ -321,3 +321,30 @@ def slowfast_r50(*, num_classes: int, num_frames: int = SLOWFAST_FRAMES, image_s
     for i in range(len(pools)):
         pools[i] = nn.AdaptiveAvgPool3d(1)
     return SlowFast(net)
+
+
+# ----------------------------------------------------------------------------- two streams
+class TwoStream(ClipClassifier):
+    """Late fusion of two streams (Simonyan & Zisserman): input (B, T, 6, H, W), channels 0-2 to the
+    appearance network (RGB or RGB difference), 3-5 to the motion network (flow dx, dy, magnitude);
+    the two networks' logits are averaged. Each stream is a whole classifier of the same kind."""
+
+    def __init__(self, appearance: nn.Module, motion: nn.Module) -> None:
+        super().__init__()
+        self.appearance, self.motion = appearance, motion
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return (self.appearance(clip[:, :, :3]) + self.motion(clip[:, :, 3:])) / 2
+
+
+@register_model("two_stream")
+def two_stream(*, stream: str, num_classes: int, num_frames: int = 16, image_size: int = 112, **kwargs: Any) -> ClipClassifier:
+    """Two `stream` classifiers (any of CLASSIFIERS, with its own keyword arguments), late-fused:
+    the model of `classifier.clip_input` rgb+flow / rgb_diff+flow."""
+    from actionops.models.registry import create_model
+
+    if stream not in CLASSIFIERS:
+        raise ActionopsError(f"two_stream: {stream!r} is not a clip classifier", f"choose one of {', '.join(CLASSIFIERS)}")
+    nets = [create_model(stream, num_classes=num_classes, num_frames=num_frames, image_size=image_size, **kwargs)
+            for _ in range(2)]
+    return TwoStream(*nets)

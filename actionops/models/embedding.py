@@ -31,13 +31,38 @@ def _head(model: nn.Module) -> tuple[str, nn.Linear]:
     return linears[-1]
 
 
+def _streams(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """The two networks of a two-stream classifier (models.classifiers.TwoStream), else None."""
+    if hasattr(model, "appearance") and hasattr(model, "motion"):
+        return model.appearance, model.motion
+    return None
+
+
+class _StreamsEmbedder(nn.Module):
+    """Both streams' headless vectors, concatenated (appearance first)."""
+
+    def __init__(self, appearance: nn.Module, motion: nn.Module) -> None:
+        super().__init__()
+        self.appearance, self.motion = appearance, motion
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.appearance(clip[:, :, :3]), self.motion(clip[:, :, 3:])], dim=1)
+
+
 def embedding_dim(model: nn.Module) -> int:
-    """Width of the vector a backbone gives once its head is removed."""
+    """Width of the vector a backbone gives once its head is removed (both streams' for a two-stream one)."""
+    streams = _streams(model)
+    if streams is not None:
+        return sum(embedding_dim(m) for m in streams)
     return int(_head(model)[1].in_features)
 
 
 def clip_embedder(model: nn.Module) -> nn.Module:
-    """`model` with its classification head (last Linear) replaced by the identity, in eval mode."""
+    """`model` with its classification head (last Linear) replaced by the identity, in eval mode
+    (a two-stream model: each stream's head, the two vectors concatenated)."""
+    streams = _streams(model)
+    if streams is not None:
+        return _StreamsEmbedder(*(clip_embedder(m) for m in streams)).eval()
     name, _ = _head(model)
     parent = model
     *path, last = name.split(".")

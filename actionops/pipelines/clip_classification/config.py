@@ -17,7 +17,7 @@ class ClassifierConfig:
     weights: str | None = None  # local .pt file or models:/NAME@ALIAS (nothing is downloaded)
     num_frames: Positive = 16  # frames per clip, sampled across the whole video
     size: Positive = 112  # square input side (reference 224)
-    clip_input: Literal["rgb", "rgb_diff"] = "rgb"  # rgb_diff: frame t+1 - frame t at each sampled frame (motion)
+    clip_input: Literal["rgb", "rgb_diff", "flow", "rgb+flow", "rgb_diff+flow"] = "rgb"  # rgb_diff: frame t+1 - frame t; flow: Farneback t -> t+1; a+b: two streams, late fusion
     clips_per_video: Positive = 4  # training clips drawn per video and epoch (random positions)
     eval_clips: Positive = 3  # clips per video at evaluation, scores averaged (video-level prediction)
     epochs: Positive = 20

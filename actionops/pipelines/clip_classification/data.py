@@ -12,7 +12,16 @@ Clip input (`classifier.clip_input`): `rgb` (normalised frames) or `rgb_diff`, T
 difference: at every sampled position t the model sees frame t+1 minus frame t (both normalised,
 same crop / flip / jitter). The difference keeps what moves and drops static appearance
 (background, clothing), which a model trained from scratch on few performers otherwise latches on
-to. The choice travels in the checkpoint (`clip_input`), so evaluate / predict feed the same input.
+to. `flow`: optical flow from frame t to t+1 (OpenCV Farneback with the flow stage's parameters)
+as three channels, dx, dy and magnitude, in pixels at the input size divided by FLOW_SCALE x size
+and clipped to [-1, 1]; computed from the same augmented frames (a flip flips the flow too).
+`rgb+flow` / `rgb_diff+flow`: both, six channels, for the late-fusion two-stream model
+(`two_stream`: one network per stream, logits averaged). The choice travels in the checkpoint
+(`clip_input`), so evaluate / predict feed the same input.
+
+Flow is computed on the fly at the model's input size rather than read from the flow stage's
+files: the same code serves training, evaluation and `predict` on a video never indexed, and at
+input sizes (64-112 px) Farneback costs ~1 ms a frame pair, less than decoding.
 """
 
 from __future__ import annotations
@@ -28,7 +37,8 @@ import numpy as np
 
 from actionops.errors import ConfigError, DataError
 
-CLIP_INPUTS = ("rgb", "rgb_diff")
+CLIP_INPUTS = ("rgb", "rgb_diff", "flow", "rgb+flow", "rgb_diff+flow")
+FLOW_SCALE = 1 / 16  # flow of FLOW_SCALE x input size pixels (4 px at 64) maps to 1
 CLIPS_PER_BLOCK = 8  # clips decoded per Ray Data task (one task per clip costs more than the decode)
 
 
@@ -143,24 +153,55 @@ def check_clip_input(clip_input: str) -> str:
     return clip_input
 
 
+def input_channels(clip_input: str) -> int:
+    """Channels per frame of the model input: 3, or 6 for the two-stream inputs."""
+    return 6 if "+" in check_clip_input(clip_input) else 3
+
+
 def input_indices(indices: np.ndarray, num_video_frames: int, clip_input: str) -> np.ndarray:
     """Frames to decode for a clip at `indices`: the same (rgb), or each position t and t+1
-    (rgb_diff: first all t, then all t+1; the last frame pairs with the one before it)."""
+    (every other input: first all t, then all t+1; the last frame pairs with the one before it)."""
     if clip_input == "rgb":
         return indices
     first = np.clip(np.asarray(indices), 0, max(num_video_frames - 2, 0))
     return np.concatenate([first, np.minimum(first + 1, max(num_video_frames - 1, 0))])
 
 
+def flow_channels(frames: np.ndarray) -> np.ndarray:
+    """(2T, H, W, 3) uint8 frames (all t, then all t+1) -> (T, 3, H, W) float32: flow t -> t+1 as
+    dx, dy, magnitude over FLOW_SCALE x size, clipped to [-1, 1]."""
+    import cv2
+
+    from actionops.platform.flow import FARNEBACK_PARAMS
+
+    t = len(frames) // 2
+    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    scale = FLOW_SCALE * max(frames.shape[1], frames.shape[2])
+    out = np.empty((t, 3, frames.shape[1], frames.shape[2]), np.float32)
+    for i in range(t):
+        flow = cv2.calcOpticalFlowFarneback(gray[i], gray[t + i], None, **FARNEBACK_PARAMS)
+        out[i, 0], out[i, 1] = flow[..., 0], flow[..., 1]
+        out[i, 2] = np.hypot(flow[..., 0], flow[..., 1])
+    return np.clip(out / scale, -1.0, 1.0)
+
+
 def to_input(frames: np.ndarray, clip_input: str) -> np.ndarray:
-    """Decoded (T or 2T, H, W, 3) uint8 frames from `input_indices` -> model input (T, 3, H, W) float32."""
+    """Decoded (T or 2T, H, W, 3) uint8 frames from `input_indices` -> model input (T, C, H, W)
+    float32, C = `input_channels(clip_input)`."""
     from actionops.platform.data import normalize_frames
 
-    x = normalize_frames(frames)
     if clip_input == "rgb":
-        return x
-    t = len(x) // 2
-    return np.ascontiguousarray(x[t:] - x[:t])
+        return normalize_frames(frames)
+    t = len(frames) // 2
+    streams = []
+    if clip_input.startswith("rgb_diff"):
+        x = normalize_frames(frames)
+        streams.append(x[t:] - x[:t])
+    elif clip_input.startswith("rgb"):
+        streams.append(normalize_frames(frames[:t]))
+    if clip_input.endswith("flow"):
+        streams.append(flow_channels(frames))
+    return np.ascontiguousarray(np.concatenate(streams, axis=1) if len(streams) > 1 else streams[0])
 
 
 def eval_indices(num_video_frames: int, num_frames: int, k: int, n: int) -> np.ndarray:
@@ -246,7 +287,7 @@ def window_clip_maker(num_frames: int, size: int, clip_input: str = "rgb"):
     def make(item: dict) -> np.ndarray:
         start, end = int(item["start"]), int(item["end"])
         indices = start + eval_indices(end - start, num_frames, 0, 1)
-        # rgb_diff pairs stay inside the window ([start, end) frames)
+        # frame pairs (rgb_diff, flow) stay inside the window ([start, end) frames)
         indices = start + input_indices(indices - start, end - start, clip_input)
         return to_input(decode_clip(str(item["video"]), indices, (size, size)), clip_input)
 

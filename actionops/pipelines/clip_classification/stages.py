@@ -74,6 +74,24 @@ def model_args(c: Any, num_classes: int) -> dict:
     return {"num_classes": num_classes, "num_frames": c.num_frames, "image_size": c.size}
 
 
+def model_build(c: Any, num_classes: int) -> tuple[str, dict]:
+    """The registry name and arguments of the network for `classifier.model` and `clip_input`:
+    the model itself, or `two_stream` of it (one per stream) for rgb+flow / rgb_diff+flow."""
+    from actionops.pipelines.clip_classification.data import input_channels
+
+    args = model_args(c, num_classes)
+    if input_channels(c.clip_input) == 6:
+        return "two_stream", {"stream": c.model, **args}
+    return c.model, args
+
+
+def state_channels(state: dict) -> int:
+    """Input channels of a classifier checkpoint (3; 6 for a two-stream input)."""
+    from actionops.pipelines.clip_classification.data import input_channels
+
+    return input_channels(state.get("clip_input", "rgb"))
+
+
 # ----------------------------------------------------------------------------- stage: train
 def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register: bool = True,
                      callbacks: list | None = None, run_name: str | None = None) -> dict:
@@ -93,9 +111,9 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
 
     cfg, c = ctx.cfg, ctx.cfg.classifier
     splits = dataset_splits(ctx)
-    args = model_args(c, len(splits.labels))
+    name, args = model_build(c, len(splits.labels))
     torch.manual_seed(cfg.train.seed)
-    model = create_model(c.model, **args)  # fails here, on the driver, for an unknown name or bad size
+    model = create_model(name, **args)  # fails here, on the driver, for an unknown name or bad size
     init_path = None
     if c.weights:
         report = load_weights(model, weights_state(c.weights), c.weights)
@@ -108,13 +126,13 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
         datasets["val"] = eval_dataset(splits.val, splits.labels, c).select_columns(["clip", "label"]).materialize()
     ctx.say(f"classifier {c.model} ({params / 1e6:.2f} M params, {frozen} tensors frozen): {len(splits.labels)} classes, "
             f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test videos")
-    loop_config = {"model_name": c.model, "model_args": args, "labels": splits.labels, "classifier": c,
+    loop_config = {"model_name": name, "model_args": args, "labels": splits.labels, "classifier": c,
                    "init_path": str(init_path.resolve()) if init_path else None, "has_val": bool(splits.val),
                    "train_draws": draw_spec(splits.train, splits.labels, c, cfg.train.seed)}
 
     def keep(state: dict) -> dict:
         best = state["best_model"] if state.get("best_model") is not None else state["model"]
-        return {"model_name": c.model, "model_args": args, "model": best, "labels": splits.labels,
+        return {"model_name": name, "model_args": args, "model": best, "labels": splits.labels,
                 "clip_input": c.clip_input, "epoch": state["epoch"], "best_epoch": state["best_epoch"],
                 "best_val_macro_f1": float(state["best_macro_f1"])}
 
@@ -164,7 +182,8 @@ def register_classifier(ctx: Context, checkpoint: Path, version_tags: dict) -> s
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     args = state["model_args"]
-    example = {"clip": np.zeros((2, args["num_frames"], 3, args["image_size"], args["image_size"]), np.float32)}
+    example = {"clip": np.zeros((2, args["num_frames"], state_channels(state), args["image_size"], args["image_size"]),
+                                np.float32)}
     return register_checkpoint(checkpoint, example, ctx.cfg.classifier.registered_model, version_tags)
 
 
@@ -196,7 +215,7 @@ class ClipScorer:
             torch.set_num_threads(threads)
         self.model = build_from_checkpoint(state)
         args = state["model_args"]
-        example = torch.zeros(1, args["num_frames"], 3, args["image_size"], args["image_size"])
+        example = torch.zeros(1, args["num_frames"], state_channels(state), args["image_size"], args["image_size"])
         self.forward = optimized(self.model, example, inference)
         self.make_clip = make_clip
 
@@ -242,7 +261,7 @@ def score_items(items: list[dict], make_clip: Any, state: dict, batch_size: int,
 
 
 def measure_latency(model: Any, num_frames: int, size: int, batch_sizes: Sequence[int] = (1, 2, 4, 8, 16),
-                    min_seconds: float = 1.0, min_repeats: int = 3, inference: str = "eager") -> dict:
+                    min_seconds: float = 1.0, min_repeats: int = 3, inference: str = "eager", channels: int = 3) -> dict:
     """ms/clip of `model` along inference path `inference` (eval, no grad) at each batch size on
     random input; stops growing the batch once ms/clip gets worse. Returns batch1_ms,
     best_batch, best_ms and the table."""
@@ -251,10 +270,10 @@ def measure_latency(model: Any, num_frames: int, size: int, batch_sizes: Sequenc
     from actionops.models.inference import optimized
 
     table = {}
-    forward = optimized(model, torch.zeros(batch_sizes[0], num_frames, 3, size, size), inference)
+    forward = optimized(model, torch.zeros(batch_sizes[0], num_frames, channels, size, size), inference)
     with torch.no_grad():
         for bs in batch_sizes:
-            x = torch.randn(bs, num_frames, 3, size, size)
+            x = torch.randn(bs, num_frames, channels, size, size)
             forward(x)  # warm-up (and, for compile, the compilation of this shape)
             times, start = [], time.perf_counter()
             while len(times) < min_repeats or time.perf_counter() - start < min_seconds:
@@ -320,7 +339,8 @@ def evaluate_classifier(ctx: Context, model: str | None = None, split: str = "te
                "confusion_matrix": report["confusion_matrix"],
                "parameters_m": round(count_parameters(module) / 1e6, 3), "dataset_version": version}
     if latency:
-        metrics["latency"] = measure_latency(module, args["num_frames"], args["image_size"], inference=c.inference)
+        metrics["latency"] = measure_latency(module, args["num_frames"], args["image_size"], inference=c.inference,
+                                             channels=state_channels(state))
     headline = {f"{split}_accuracy": report["accuracy"], f"{split}_macro_f1": report["macro_f1"]}
     if latency:
         headline.update({"latency_batch1_ms": metrics["latency"]["batch1_ms_per_clip"],

@@ -1,0 +1,39 @@
+"""The scoreboard's own logic (benchmarks/scoreboard.py): UT-Interaction is split by sequence, never
+by clip, and the table names every row's score and baseline. The scoreboard itself runs on real
+data (`make scoreboard`), not here."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmarks import scoreboard
+
+
+def test_ut_interaction_folds_split_by_sequence(tmp_path):
+    src = tmp_path / "ut"
+    rows = []
+    for label in ("hug", "push"):
+        for seq in range(1, 21):
+            path = f"{label}/{seq}_{seq}_{label}.avi"
+            (src / path).parent.mkdir(parents=True, exist_ok=True)
+            (src / path).write_bytes(b"x")
+            rows.append({"path": path, "label": label, "sequence": seq})
+    pd.DataFrame(rows).to_csv(src / "labels.csv", index=False)
+    for name, fold in scoreboard.UT_FOLDS.items():
+        dst = tmp_path / name
+        scoreboard.ut_as_csv_layout(src, dst, fold)
+        splits = {s: pd.read_csv(dst / f"{s}.csv") for s in ("train", "val", "test")}
+        seqs = {s: set(t["sequence"]) for s, t in splits.items()}
+        assert seqs["test"] == fold["test"] and seqs["val"] == fold["val"]
+        assert not (seqs["train"] & seqs["test"]) and not (seqs["train"] & seqs["val"])  # no performer leaks across
+        assert sum(len(t) for t in splits.values()) == len(rows)  # every clip once
+        assert all((dst / p).is_file() for t in splits.values() for p in t["path"])
+    assert not (scoreboard.UT_FOLDS["A"]["test"] & scoreboard.UT_FOLDS["B"]["test"])
+
+
+def test_table_names_score_baseline_and_time():
+    rows = [{"method": "clip-classification", "dataset": "weizmann4", "split": "A",
+             "score": {"accuracy": 0.75, "macro_f1": 0.7}, "baseline": {"name": "logreg", "accuracy": 1.0},
+             "train_seconds": 12.3}]
+    text = scoreboard.table(rows)
+    assert "| clip-classification | weizmann4 | A | accuracy 0.750, macro_f1 0.700 | accuracy 1.000 (logreg) | 12 |" in text
