@@ -216,6 +216,7 @@ def test_bad_inputs_get_clear_messages(run_of, tmp_path):
     assert result.exit_code == 1 and "not a readable parquet" in result.exception.message
 
 
+@pytest.mark.slow  # ~15 s
 def test_registered_detector_evaluates_and_predicts_from_the_cli(run_of, ray_local, tmp_path):
     run = run_of(METHOD)
     uri = "models:/anomaly-work-at-table@candidate"

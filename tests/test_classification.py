@@ -215,6 +215,7 @@ def test_classifier_run_logs_curves_and_keeps_its_input_kind(run_of):
     assert version.tags["clip_input"] == state["clip_input"] and version.tags["labels"] == ",".join(state["labels"])
 
 
+@pytest.mark.slow  # ~35 s: the contract compares local and registered predictions in make test
 def test_evaluate_and_predict_commands_by_alias(run_of, tmp_path):
     run = run_of(METHOD)
     """The CLI side (the method contract compares local and registered predictions and scores)."""

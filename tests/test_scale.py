@@ -105,6 +105,7 @@ def test_a_campaign_runs_its_trials_across_the_nodes(loopback_cluster, tmp_path)
     assert len({n for nodes in runs.values() for n in nodes}) >= 2
 
 
+@pytest.mark.slow  # ~50 s: two trainings; make test must stay within 12 minutes on a clean clone
 def test_checkpoints_and_resume_on_a_pyarrow_filesystem_uri(ray_local, tmp_path, monkeypatch):
     """`train.storage_path` as a URI that pyarrow resolves (file:// here, standing for NFS; s3://,
     gs:// alike): Ray Train's checkpoints, the run pointers and the worker records land there, and

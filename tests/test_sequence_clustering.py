@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from actionops.cli.main import app
@@ -15,6 +16,7 @@ METHOD = "sequence-clustering"
 runner = CliRunner()
 
 
+@pytest.mark.slow  # ~20 s: make test stays within its budget; the segmentation logic has fast unit tests
 def test_segment_recordings_and_cluster_from_the_cli(run_of, tmp_path):
     run = run_of(METHOD)
     recordings = tmp_path / "recordings"

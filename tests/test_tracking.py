@@ -70,6 +70,7 @@ def test_loading_unknown_model_is_a_clear_error(mlflow_store):
         tracking.load_checkpoint_state("models:/nope@champion")
 
 
+@pytest.mark.slow  # ~16 s: four processes
 def test_dataset_input_logged_by_four_processes_at_once(mlflow_store, tmp_path):
     """Four processes log the same dataset input at the same moment (as four Tune trials did);
     none may fail with a UNIQUE-constraint race on the SQLite store."""

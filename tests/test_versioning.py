@@ -156,6 +156,7 @@ def test_data_add_new_version_checkout_restores_bytes(tmp_path, monkeypatch):
     assert (frames / "0.png").read_bytes() == b"changed frame"
 
 
+@pytest.mark.slow  # ~20 s: two clones and a remote
 def test_another_checkout_pulls_what_data_add_pushed(tmp_path, monkeypatch):
     """A team's flow: one checkout adds a dataset (pushed to the repository's default remote, a
     folder standing for shared storage) and commits the .dvc file and datasets.yaml; another
