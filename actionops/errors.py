@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class ActionopsError(Exception):
     """A problem with the user's input or environment, with a hint on how to fix it."""
@@ -43,3 +46,19 @@ def disk_full(exc: BaseException, path: object) -> DiskFullError | None:
                                  "nothing half-written was left in place: rerun the same command to continue")
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
+
+
+@contextmanager
+def whole_or_nothing(path: object, tmp: object) -> Iterator[None]:
+    """Around writing `tmp` and renaming it onto `path`: on any error the temporary is removed, and
+    a full device becomes a DiskFullError naming `path`."""
+    from pathlib import Path
+
+    try:
+        yield
+    except BaseException as exc:
+        Path(str(tmp)).unlink(missing_ok=True)
+        full = disk_full(exc, path)
+        if full is not None:
+            raise full from None
+        raise

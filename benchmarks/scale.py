@@ -31,6 +31,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from benchmarks.ingest_flow import single_thread as plain_loop  # the videos in turn, in this process, no Ray
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -48,19 +50,6 @@ def _flow(rows: list[dict], method: str, chunk_frames: int = 300) -> tuple[float
     report = compute_flow(rows, method=method, chunk_frames=chunk_frames, resume=False)
     assert not report.failed, report.failed
     return time.perf_counter() - start, report.frames
-
-
-def plain_loop(rows: list[dict], method: str, out: Path) -> float:
-    """Decode, flow and save each video in turn in this process (one OpenCV thread)."""
-    from actionops.platform.flow import FlowSpec, assemble, compute_chunk
-
-    spec = FlowSpec(method=method)
-    start = time.perf_counter()
-    for row in rows:
-        target = out / f"{Path(row['path']).stem}.npy"
-        compute_chunk(row["path"], target, 0, int(row["frames"]), spec)
-        assemble(target, [(0, int(row["frames"]))], spec)
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from actionops.errors import ActionopsError, disk_full
+from actionops.errors import ActionopsError, whole_or_nothing
 
 CORE_KEYS = ("model_name", "model_args", "model")
 
@@ -26,16 +26,10 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:  # through a Python file: a full disk is an OSError (ENOSPC), named below
+    with whole_or_nothing(path, tmp):
+        with open(tmp, "wb") as fh:  # through a Python file: a full disk is an OSError (ENOSPC), named
             torch.save(dict(state), fh)
         tmp.replace(path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        full = disk_full(exc, path)
-        if full is not None:
-            raise full from None
-        raise
     return path
 
 

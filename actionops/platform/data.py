@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from actionops.errors import ActionopsError, DataError, DiskFullError, disk_full
+from actionops.errors import ActionopsError, DataError, DiskFullError, whole_or_nothing
 from actionops.platform.layout import Rejected, VideoEntry, list_entries, load_pose
 
 MANIFEST_NAME = "manifest.parquet"
@@ -218,15 +218,9 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
     """`write(tmp)` then rename onto `path`: the file appears whole or not at all (a full disk
     leaves the old file, no temporary, and a one-line DiskFullError naming `path`)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with whole_or_nothing(path, tmp):
         write(tmp)
         tmp.replace(path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        full = disk_full(exc, path)
-        if full is not None:
-            raise full from None
-        raise
 
 
 def _entry_item(entry: VideoEntry) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actionops.errors import disk_full
+from actionops.errors import whole_or_nothing
 
 # The reference tool's Farneback parameters.
 FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
@@ -128,7 +128,7 @@ def compute_chunk(
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     target.parent.mkdir(parents=True, exist_ok=True)
     count, dtype = 0, np.dtype(spec.dtype)
-    try:
+    with whole_or_nothing(target, tmp):
         with open(tmp, "wb") as fh:
             for flow in flow_sequence(gray, spec.method, spec.dis_preset, first_is_zero=start == 0):
                 if count == 0:
@@ -141,12 +141,6 @@ def compute_chunk(
         if count != end - start:
             raise RuntimeError(f"{video}: decoded {count} flow frames for range [{start}, {end})")
         os.replace(tmp, target)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        full = disk_full(exc, target)
-        if full is not None:
-            raise full from None
-        raise
     return {"frames": end - start, "computed": True}
 
 
@@ -163,7 +157,7 @@ def assemble(flow_path: str | Path, chunks: list[tuple[int, int]], spec: FlowSpe
     parts = [np.load(part_path(flow_path, s, e, spec), mmap_mode="r") for s, e in chunks]
     total = sum(p.shape[0] for p in parts)
     tmp = flow_path.with_name(f".{flow_path.name}.tmp{os.getpid()}")
-    try:
+    with whole_or_nothing(flow_path, tmp):
         # written with plain writes, not a memory map: a full disk is an OSError here, not a SIGBUS
         with open(tmp, "wb") as fh:
             header = {"descr": np.lib.format.dtype_to_descr(parts[0].dtype), "fortran_order": False,
@@ -175,12 +169,6 @@ def assemble(flow_path: str | Path, chunks: list[tuple[int, int]], spec: FlowSpe
         del parts
         os.replace(tmp, flow_path)
         _write_sidecar(flow_path, {**asdict(spec), "frames": total})
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        full = disk_full(exc, flow_path)
-        if full is not None:
-            raise full from None
-        raise
     for s, e in chunks:
         part_path(flow_path, s, e, spec).unlink(missing_ok=True)
     return flow_path
@@ -190,15 +178,9 @@ def _write_sidecar(flow_path: Path, spec: dict) -> None:
     """The sidecar that marks `flow_path` finished, whole or not at all."""
     sidecar = spec_path(flow_path)
     tmp = sidecar.with_name(f".{sidecar.name}.tmp{os.getpid()}")
-    try:
+    with whole_or_nothing(sidecar, tmp):
         tmp.write_text(json.dumps(spec))
         os.replace(tmp, sidecar)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        full = disk_full(exc, sidecar)
-        if full is not None:
-            raise full from None
-        raise
 
 
 def remove_leftovers(flow_path: str | Path, keep: FlowSpec | None) -> None:
