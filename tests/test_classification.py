@@ -165,7 +165,7 @@ def test_rgb_diff_clip_input_on_a_real_video(clips):
     w_frames = decode_clip(str(video), np.array([5, 6, 6, 7]), (32, 32))  # positions 5, 6 (window 4..7) and +1
     assert np.allclose(window, normalize_frames(w_frames[2:]) - normalize_frames(w_frames[:2]))
     with pytest.raises(ConfigError, match="classifier.clip_input"):
-        check_clip_input("flow")
+        check_clip_input("optical_flow")
 
 
 @pytest.mark.parametrize("path", ["channels_last", "jit", pytest.param("compile", marks=pytest.mark.slow)])
