@@ -50,6 +50,7 @@ def _env(tmp_path: Path) -> dict:
 
 
 @needs_tmpfs
+@pytest.mark.slow  # ~40 s: two CLI processes with their own Ray; make test keeps the one-line fault checks
 def test_a_full_output_disk_is_one_line_and_leaves_nothing_half_written(or_scenes, tmp_path):
     """Flow onto a 3 MB tmpfs (each video's flow is 1.3 MB): the run stops with one line naming the
     file it could not write; what the disk holds is whole (every .npy loads, every finished video
