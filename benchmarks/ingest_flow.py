@@ -16,16 +16,15 @@ Writes benchmarks/results/ingest_flow.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import machine, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -162,11 +161,8 @@ def main() -> None:
                       f"pipeline/plain {entry['pipeline_vs_plain_loop']:.2f}x")
         print(f"decode     single {result['decode']['single_thread_fps']:8.1f} fps | pipeline "
               f"{result['decode']['pipeline_fps']:8.1f} fps | efficiency {result['decode']['efficiency']:.3f}")
-        result["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
-                             "versions": {p: version(p) for p in ("ray", "opencv-python-headless", "av", "numpy")}}
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "ingest_flow.json").write_text(json.dumps(result, indent=2))
-        print(f"wrote {RESULTS / 'ingest_flow.json'}")
+        result["machine"] = machine()
+        write_result("ingest_flow.json", result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

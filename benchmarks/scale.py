@@ -23,14 +23,12 @@ Writes benchmarks/results/scale.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import shutil
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 
+from benchmarks import machine, write_result
 from benchmarks.ingest_flow import single_thread as plain_loop  # the videos in turn, in this process, no Ray
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -126,12 +124,8 @@ def main() -> None:
         result["projection"] = projection(per_cpu_fps * (width * height) / (320 * 240), result)
         for line in result["projection"]["summary"]:
             print(line)
-        result["machine"] = {"cores": __import__("os").cpu_count(), "python": platform.python_version(),
-                             "platform": platform.platform(),
-                             "versions": {p: version(p) for p in ("ray", "opencv-python-headless", "av", "numpy")}}
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "scale.json").write_text(json.dumps(result, indent=2))
-        print(f"wrote {RESULTS / 'scale.json'}")
+        result["machine"] = machine()
+        write_result("scale.json", result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
