@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import machine
 from benchmarks.classify_real import FOLDS as WEIZMANN_FOLDS
 from benchmarks.classify_real import SHARED, weizmann_as_csv_layout
 
@@ -96,7 +97,9 @@ def logreg_baseline(rows: list[dict], feats: dict[str, np.ndarray]) -> dict:
 
 
 # ----------------------------------------------------------------------------- rows
-def classifier_row(cfg, dataset: Path, work: Path) -> dict:
+TRAINED: dict[tuple, Path] = {}  # (dataset, split, params) -> the classifier row's checkpoint (the anomaly row's backbone)
+
+def classifier_row(cfg, dataset: Path, work: Path, key: tuple = ()) -> dict:
     from actionops.pipelines.clip_classification.stages import evaluate_classifier, train_classifier
     from actionops.pipelines.context import Context
 
@@ -107,6 +110,7 @@ def classifier_row(cfg, dataset: Path, work: Path) -> dict:
     trained = train_classifier(ctx, register=False)
     seconds = time.perf_counter() - tick
     metrics = evaluate_classifier(ctx, None, "test")
+    TRAINED[key] = ctx.out / "classifier.pt"
     return {"score": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
             "baseline": {"name": "logreg on flow histograms", **base}, "train_seconds": round(seconds, 1),
             "extra": {"best_epoch": trained.get("best_epoch"), "epochs": trained.get("epochs")}}
@@ -147,13 +151,24 @@ def clustering_row(cfg, src: Path, fold: dict, work: Path) -> dict:
             "train_seconds": round(seconds, 1)}
 
 
-def anomaly_row(cfg, dataset: Path, work: Path) -> dict:
+def anomaly_row(cfg, dataset: Path, work: Path, key: tuple = ()) -> dict:
+    """The shipped backbone is `models:/clip-classifier@champion`: a classifier trained on the user's
+    videos. Here that is the classifier row's model of the same fold (trained on its train split with
+    the same params), or one trained now when that row did not run."""
     from actionops.pipelines.anomaly_detection.embeddings import embed_dataset
     from actionops.pipelines.anomaly_detection.stages import evaluate_anomaly, train_anomaly
+    from actionops.pipelines.clip_classification.stages import train_classifier
     from actionops.pipelines.context import Context
 
     labels = sorted(pd.read_csv(dataset / "train.csv")["label"].unique())
     tick = time.perf_counter()
+    if str(cfg.embed.backbone).startswith("models:/clip-classifier"):
+        checkpoint = TRAINED.get(key)
+        if checkpoint is None:
+            cls_ctx = Context(cfg=cfg, dataset=dataset, out=work / "classifier")
+            train_classifier(cls_ctx, register=False)
+            checkpoint = cls_ctx.out / "classifier.pt"
+        cfg = cfg.with_overrides({"embed.backbone": str(checkpoint)}, origin="dataset")
     ctx = Context(cfg=cfg, dataset=dataset, out=work / "out")
     embedded = embed_dataset(ctx, ctx.out / "embeddings.parquet")
     aucs, baselines = [], {}
@@ -214,7 +229,8 @@ def run_row(method: str, dataset: str, split: str, cfg, work: Path) -> dict:
         weizmann_as_csv_layout(SHARED / "weizmann4", data, WEIZMANN_FOLDS[split])
     else:
         ut_as_csv_layout(SHARED / "ut_interaction", data, UT_FOLDS[split])
-    return classifier_row(cfg, data, work) if method == "clip-classification" else anomaly_row(cfg, data, work)
+    key = (dataset, split, id(cfg))
+    return classifier_row(cfg, data, work, key) if method == "clip-classification" else anomaly_row(cfg, data, work, key)
 
 
 def splits_of(dataset: str) -> list[str]:
@@ -230,7 +246,15 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="section.key=value for every row")
     parser.add_argument("--tag", default="shipped", help="name of this setting in the results (default: shipped)")
     parser.add_argument("--out", type=Path, default=RESULTS / "scoreboard.json")
+    parser.add_argument("--compare", metavar="TAG", default=None,
+                        help="only compare this run's tag with TAG's rows (no training): a default must not lower any row")
     args = parser.parse_args()
+    if args.compare:
+        runs = json.loads(args.out.read_text())["runs"]
+        text, lowered = compare(runs[args.tag]["rows"], runs[args.compare]["rows"])
+        print(text)
+        print(f"{args.tag} lowers {len(lowered)} row(s) of {args.compare}" + (f": {lowered}" if lowered else ""))
+        raise SystemExit(1 if lowered else 0)
 
     from actionops.pipelines import load_config
     from actionops.platform.cluster import ray_session
@@ -272,9 +296,32 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     entry["seconds"] = round(time.perf_counter() - start, 1)
+    entry["machine"] = machine()
     args.out.write_text(json.dumps(result, indent=2, default=float))
     print(table(entry["rows"]))
     print(f"wrote {args.out} ({entry['seconds']:.0f} s)")
+
+
+PRIMARY = {"clip-classification": "macro_f1", "individual-clustering": "hungarian_window",
+           "anomaly-detection": "mean_roc_auc", "sequence-clustering": "ari"}  # what "lowers a row" means
+
+
+def compare(new: list[dict], old: list[dict], tolerance: float = 0.0) -> tuple[str, list[tuple]]:
+    """Rows present under both tags: the primary score before and after. Returns the Markdown table
+    and the rows the new setting lowers by more than `tolerance`."""
+    before = {(r["method"], r["dataset"], r["split"]): r for r in old}
+    lines = ["| method | dataset | split | metric | before | after | change |", "|---|---|---|---|---|---|---|"]
+    lowered = []
+    for r in new:
+        key = (r["method"], r["dataset"], r["split"])
+        if key not in before:
+            continue
+        metric = PRIMARY[r["method"]]
+        a, b = before[key]["score"][metric], r["score"][metric]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {metric} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
+        if b < a - tolerance:
+            lowered.append((*key, metric, a, b))
+    return "\n".join(lines), lowered
 
 
 def table(rows: list[dict]) -> str:

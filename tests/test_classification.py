@@ -290,7 +290,7 @@ def test_bad_classifier_inputs_are_clear(run_of, tmp_path):
     splits = dataset_splits(Context(cfg=cfg, dataset=folders, out=tmp_path / "o", console=console))
     text = console.export_text()
     assert "empty_class holds no video" in text and "shorter than 16 frames" in text
-    assert splits.labels == ["roam_and_leave", "stand_at_head", "walk_to_trolley", "work_at_table"]
+    assert splits.labels == ["bend", "walk", "wave", "work_at_table"]
     with pytest.raises(DataError):
         make_splits([], val_fraction=0.2, test_fraction=0.2)
 
@@ -318,6 +318,28 @@ def test_training_draws_are_seeded_per_epoch_and_slot(ray_local, clips):
     assert [len(r) for r in ranks] == [3, 3]  # 5 slots over 2 workers: rounded up, same step count
     assert all(np.array_equal(ranks[0][k][1], first[2 * k][1]) for k in range(3))  # rank 0: slots 0, 2, 4
     assert np.array_equal(ranks[1][0][1], draw_clip(spec, 0, 1)["clip"])
+
+
+def test_frame_cache_cuts_the_same_clips_as_decoding(ray_local, clips):
+    """Training videos decoded once into the object store give the very clips that decoding per
+    draw gives (rgb and rgb_diff, augmented); a set over the budget is left to decode per draw."""
+    from types import SimpleNamespace
+
+    from actionops.pipelines.clip_classification.data import cache_frames, draw_clip, draw_spec
+    from actionops.platform.video import probe_video
+
+    videos = sorted(Path(clips).rglob("*.mp4"))[:4]
+    rows = [{"video_id": v.stem, "path": str(v), "frames": probe_video(v)["frames"], "label": v.parent.name} for v in videos]
+    labels = sorted({r["label"] for r in rows})
+    for clip_input in ("rgb", "rgb_diff"):
+        c = SimpleNamespace(balance_tau=0.5, clips_per_video=2, num_frames=4, size=32, augment=True, clip_input=clip_input)
+        spec = draw_spec(rows, labels, c, seed=1)
+        cached = cache_frames(spec)
+        assert all("frames_ref" in v for v in cached["videos"])
+        for slot in range(6):
+            a, b = draw_clip(spec, 2, slot), draw_clip(cached, 2, slot)
+            assert a["label"] == b["label"] and np.array_equal(a["clip"], b["clip"])
+    assert cache_frames(spec, budget=1000) is spec
 
 
 @pytest.mark.slow

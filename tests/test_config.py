@@ -124,3 +124,18 @@ def test_values_at_the_edge_of_their_range_load():
     cfg = load_config(None, ["classifier.val_fraction=0.0", "classifier.early_stopping=0", "classifier.window_frames=0",
                              "train.max_failures=-1", "ray.num_gpus=0"])
     assert cfg.classifier.val_fraction == 0.0 and cfg.train.max_failures == -1 and cfg.ray.num_gpus == 0
+
+
+def test_demo_sets_its_own_sizes_and_a_set_still_wins():
+    """`actionops demo` runs small sizes over the shipped params (chosen on real video), and the user's
+    --set overrides the demo's."""
+    from actionops.pipelines import load_config
+    from actionops.pipelines.demo import DEMO_SETS, demo_config
+
+    shipped, demo = load_config(None), demo_config(None, None)
+    assert demo.autoencoder.seq_len == 8 and demo.clustering.epochs == 6
+    assert demo.clustering.add_motion_feature == shipped.clustering.add_motion_feature  # method choices stay
+    assert {s.split("=")[0] for s in DEMO_SETS} <= {"autoencoder.seq_len", "autoencoder.stride", "autoencoder.epochs",
+                                                   "clustering.epochs"}
+    assert demo_config(None, ["autoencoder.seq_len=4"]).autoencoder.seq_len == 4
+    assert demo_config(None, None, synth__videos=3).synth.videos == 3

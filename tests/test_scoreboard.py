@@ -37,3 +37,14 @@ def test_table_names_score_baseline_and_time():
              "train_seconds": 12.3}]
     text = scoreboard.table(rows)
     assert "| clip-classification | weizmann4 | A | accuracy 0.750, macro_f1 0.700 | accuracy 1.000 (logreg) | 12 |" in text
+
+
+def test_compare_names_the_rows_a_setting_lowers():
+    def row(split, f1):
+        return {"method": "clip-classification", "dataset": "ut_interaction", "split": split,
+                "score": {"accuracy": f1, "macro_f1": f1}, "baseline": {"name": "b"}, "train_seconds": 1}
+
+    text, lowered = scoreboard.compare([row("A", 0.8), row("B", 0.5)], [row("A", 0.6), row("B", 0.55)])
+    assert "| clip-classification | ut_interaction | A | macro_f1 | 0.600 | 0.800 | +0.200 |" in text
+    assert lowered == [("clip-classification", "ut_interaction", "B", "macro_f1", 0.55, 0.5)]
+    assert scoreboard.compare([row("A", 0.8)], [row("A", 0.8)])[1] == []

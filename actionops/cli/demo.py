@@ -7,13 +7,17 @@ from typing import Annotated
 
 import typer
 
-from actionops.cli.common import AddressOpt, ParamsOpt, SetOpt, console, load_cfg
+from actionops.cli.common import AddressOpt, ParamsOpt, SetOpt, console
 
 HELP = """Run the individual-clustering pipeline end to end on generated operating-room scenes.
 
 synth -> index -> flow -> autoencoder (frame) -> autoencoder (flow) -> clustering (+ register
 as candidate) -> predict (test) -> evaluate (test). Stages whose outputs are up to date are
 skipped. Runs and models go to MLflow (local store under mlruns/ unless MLFLOW_TRACKING_URI).
+
+The demo sets its own small sizes over the params file (actionops/pipelines/demo.py DEMO_SETS:
+8-frame windows, few epochs); --set overrides them. Every other command uses params.yaml as
+shipped, which is chosen on real video and slower.
 
 \b
 Example:
@@ -31,10 +35,10 @@ def demo(
 ) -> None:
     from rich.table import Table
 
-    from actionops.pipelines.demo import run_demo
+    from actionops.pipelines.demo import demo_config, run_demo
     from actionops.platform.tracking import tracking_uri
 
-    cfg = load_cfg(params, set_, ray__address=address, synth__kind="or-scene")
+    cfg = demo_config(params, set_, ray__address=address, synth__kind="or-scene")
     result = run_demo(cfg, data, out, console)
     metrics = result["metrics"]
     table = Table(title="individual clustering, test split (person windows)")

@@ -463,7 +463,7 @@ def decode_clip(path: str, indices: np.ndarray, size: tuple[int, int]) -> np.nda
     from actionops.platform.video import decode_range
 
     wanted = sorted(set(int(i) for i in indices))
-    got = dict(decode_range(path, wanted[0], wanted[-1] + 1, size=size))
+    got = dict(decode_range(path, wanted[0], wanted[-1] + 1, size=size, keep=set(wanted)))
     if not got:
         raise DataError(f"{path} decodes to no frames in [{wanted[0]}, {wanted[-1]}]")
     last = got[max(got)]

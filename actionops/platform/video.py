@@ -6,7 +6,7 @@ Frames are numpy uint8 arrays (H, W, 3) in RGB order throughout the project.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -129,12 +129,15 @@ def decode_range(
     *,
     size: tuple[int, int] | None = None,
     gray: bool = False,
+    keep: Collection[int] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield `(index, frame)` for frames `start <= index < end` (0-based, decode order).
 
     Seeks to the keyframe before `start` so a chunk of a long video costs about its own length;
     falls back to decoding from frame 0 when the container's timestamps cannot be trusted.
     `size` (W, H) resizes with area interpolation; `gray` gives (H, W) uint8 instead of RGB.
+    `keep`: only these indices are converted and yielded (the others are decoded, which the codec
+    needs, but not converted to pixels: the conversion costs several times the decode).
     """
     import av
 
@@ -150,14 +153,14 @@ def decode_range(
             frames = _indexed(container.decode(stream), index_of)
             first = next(frames, (None, None))
             if first[0] is None or first[0] > start:  # overshot, or no timestamps: start over
-                rest = decode_range(path, 0, end, size=size, gray=gray)
+                rest = decode_range(path, 0, end, size=size, gray=gray, keep=keep)
                 yield from ((i, f) for i, f in rest if i >= start)
                 return
             frames = _chain_first(first, frames)
         for index, frame in frames:
             if end is not None and index >= end:
                 break
-            if index >= start:
+            if index >= start and (keep is None or index in keep):
                 yield index, _to_image(frame, fmt, size)
 
 

