@@ -116,11 +116,30 @@ def classifier_row(cfg, dataset: Path, work: Path, key: tuple = ()) -> dict:
             "extra": {"best_epoch": trained.get("best_epoch"), "epochs": trained.get("epochs")}}
 
 
+def fit_and_score_clustering(ctx) -> tuple[list[dict], dict, float]:
+    """Individual clustering on `ctx.dataset` through its stages: index, flow, both autoencoders
+    and the clustering layer (timed), then predict and evaluate the test split.
+    Returns (manifest rows, test window scores, training seconds)."""
+    from actionops.pipelines.individual_clustering import stages
+    from actionops.platform.data import compute_flow, index_dataset, load_manifest
+
+    cfg = ctx.cfg
+    tick = time.perf_counter()
+    index_dataset(ctx.dataset)
+    _, rows = load_manifest(ctx.dataset)
+    compute_flow(rows, method=cfg.flow.method, size=None, comp=cfg.flow.comp, chunk_frames=cfg.flow.chunk_frames)
+    for name in ("frame", "flow"):
+        stages.train_autoencoder(ctx, name)
+    stages.train_clustering(ctx)
+    seconds = time.perf_counter() - tick
+    stages.predict(ctx, "test")
+    return rows, stages.evaluate(ctx, "test"), seconds
+
+
 def clustering_row(cfg, src: Path, fold: dict, work: Path) -> dict:
     from actionops.evaluation.baselines import kmeans_baseline
     from actionops.evaluation.metrics import clustering_scores
     from actionops.pipelines.individual_clustering import stages
-    from actionops.platform.data import compute_flow, index_dataset, load_manifest
     from actionops.platform.flow import flow_histogram_features
     from benchmarks.clustering_real import video_level, weizmann_as_or_layout
 
@@ -128,20 +147,11 @@ def clustering_row(cfg, src: Path, fold: dict, work: Path) -> dict:
     labels = weizmann_as_or_layout(src, data, fold["test"])
     cfg = cfg.with_overrides({"clustering.n_clusters": int(labels["label"].nunique())}, origin="dataset")
     ctx = stages.Context(cfg=cfg, dataset=data, out=work / "out")
-    tick = time.perf_counter()
-    index_dataset(data)
-    _, rows = load_manifest(data)
-    compute_flow(rows, method=cfg.flow.method, size=None, comp=cfg.flow.comp, chunk_frames=cfg.flow.chunk_frames)
+    rows, window, seconds = fit_and_score_clustering(ctx)
     test = [r for r in rows if r["split"] == "test"]
     feats = np.stack([flow_histogram_features(np.load(r["flow_path"]), grid=4, bins=8) for r in test])
     truth = [json.loads(Path(r["annotation_path"]).read_text())[0]["label"] for r in test]
     base = clustering_scores(truth, kmeans_baseline(feats, cfg.clustering.n_clusters, seed=0))
-    for name in ("frame", "flow"):
-        stages.train_autoencoder(ctx, name)
-    stages.train_clustering(ctx)
-    seconds = time.perf_counter() - tick
-    stages.predict(ctx, "test")
-    window = stages.evaluate(ctx, "test")
     emb = np.load(ctx.out / "predictions" / "test" / "embeddings.npz")
     video = clustering_scores(*video_level(emb))
     return {"score": {"hungarian_window": window["hungarian_accuracy"], "nmi_window": window["nmi"],

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import machine
-from benchmarks.scoreboard import PRIMARY
+from benchmarks.scoreboard import PRIMARY, fit_and_score_clustering
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -57,23 +57,13 @@ def classifier_score(cfg, work: Path) -> dict:
 
 def clustering_score(cfg, work: Path) -> dict:
     from actionops.pipelines.individual_clustering import stages
-    from actionops.platform.data import compute_flow, index_dataset, load_manifest
     from actionops.platform.synth import generate_or_scenes
 
     data = work / "or"
     if not data.is_dir():
         generate_or_scenes(data, seed=7, **SCENES)
     ctx = stages.Context(cfg=cfg, dataset=data, out=work / f"out-{time.monotonic_ns()}")
-    tick = time.perf_counter()
-    index_dataset(data)
-    _, rows = load_manifest(data)
-    compute_flow(rows, method=cfg.flow.method, size=None, comp=cfg.flow.comp, chunk_frames=cfg.flow.chunk_frames)
-    for name in ("frame", "flow"):
-        stages.train_autoencoder(ctx, name)
-    stages.train_clustering(ctx)
-    seconds = time.perf_counter() - tick
-    stages.predict(ctx, "test")
-    window = stages.evaluate(ctx, "test")
+    _, window, seconds = fit_and_score_clustering(ctx)
     return {"hungarian_window": window["hungarian_accuracy"], "nmi_window": window["nmi"],
             "train_seconds": round(seconds, 1)}
 

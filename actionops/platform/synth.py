@@ -8,24 +8,18 @@ Two layouts (see `../shared/handbook/methods.md`):
 - `clips`: classification layout, `OUT/<activity>/<clip>.mp4` with one person and
   `train.csv`/`val.csv`/`test.csv` (`path,label`, paths relative to OUT).
 
-Activities differ in how the limbs move, as real actions do (Weizmann's bend / wave / jack),
-not in where people stand:
-    work_at_table    at a long side of the table, forearms forward, hands circling fast
-    wave             standing, one arm raised and waving over the head
-    bend             standing, bending down to the floor and up again, arms hanging
-    walk             walking to and fro along a line (gait: legs and arms swing); may leave the frame
-Every activity but work_at_table stands or walks anywhere on the floor, the table's sides
-included (work_at_table is at the table by definition, so 40% of the others stand there too).
-What a model must ignore varies: clothing colour (any hue), body size (0.8-1.25), each video's
-lighting and colour cast, slow lighting drift, camera jitter (the whole frame shifts by up to
-~2 px; boxes follow it), sensor noise. People are articulated stick figures (13 joints) drawn in
-depth order, so they occlude each other and the table. Deterministic per seed: the same
-arguments give byte-identical files.
+Activities differ in motion and in place:
+    work_at_table    stands at the table's long side, hands moving fast
+    stand_at_head    stands still at the head (left) end of the table
+    walk_to_trolley  walks back and forth between the table and the trolley
+    roam_and_leave   walks a loop around the room that leaves the frame and comes back
+People are articulated stick figures (13 joints) drawn in depth order, so they occlude each
+other and the table; frames get sensor noise and brightness flicker. Deterministic per seed:
+the same arguments give byte-identical files.
 """
 
 from __future__ import annotations
 
-import colorsys
 import csv
 import json
 import math
@@ -37,13 +31,16 @@ import numpy as np
 from actionops.platform.video import write_video
 
 # Bump when the drawing changes, so `synthesize` knows old outputs are stale.
-GENERATOR_VERSION = 4
-ACTIVITIES = ("work_at_table", "wave", "bend", "walk")
+GENERATOR_VERSION = 3
+ACTIVITIES = ("work_at_table", "stand_at_head", "walk_to_trolley", "roam_and_leave")
 JOINTS = (
     "head", "neck", "l_shoulder", "r_shoulder", "l_hand", "r_hand", "l_elbow", "r_elbow",
     "pelvis", "l_knee", "r_knee", "l_foot", "r_foot",
 )  # fmt: skip
 BONES = ((1, 2), (1, 3), (2, 6), (6, 4), (3, 7), (7, 5), (1, 8), (8, 9), (9, 11), (8, 10), (10, 12))
+# Everyone wears scrubs of nearly the same colour, as in a real operating room: activity must be
+# told by motion and place, not by clothing.
+SCRUB_COLOURS = ((52, 110, 150), (48, 104, 146), (56, 116, 156), (50, 112, 142), (54, 106, 152))
 
 
 @dataclass(frozen=True)
@@ -79,63 +76,57 @@ class Person:
     pid: int
     activity: str
     colour: tuple[int, int, int]
-    slot: float  # where: 0..1 along a table side, or a floor position (with `spot`)
+    slot: float  # where along the activity's place (0..1)
     speed: float  # frequency / walking speed multiplier
     phase: float  # start phase in radians
     scale: float  # body size multiplier
-    spot: tuple[float, float] = (0.5, 0.5)  # floor position in room fractions (feet), for standing / walking
-    at_table: bool = False  # stands at a long side of the table
-    heading: float = 0.0  # walking direction (radians) / waving arm (sign)
 
     def pose(self, t: float, room: Room) -> np.ndarray:
         """Joint positions (13, 2) in pixels at time `t` seconds."""
-        feet, walk, arms, arm_phase, bend = self._motion(t, room)
-        return _skeleton(feet, room.person_height * self.scale, walk, arms, arm_phase, bend)
+        feet, walk, arms, arm_phase = self._motion(t, room)
+        return _skeleton(feet, room.person_height * self.scale, walk, arms, arm_phase)
 
-    def _anchor(self, room: Room) -> np.ndarray:
+    def _motion(self, t: float, room: Room) -> tuple[np.ndarray, float, str, float]:
         w, h = room.width, room.height
         x0, y0, x1, y1 = room.table
-        if self.at_table:
-            side_y = y0 - 0.01 * h if self.slot < 0.5 else y1 + 0.28 * h
-            return np.array([x0 + (0.15 + 0.7 * (self.slot * 2 % 1)) * (x1 - x0), side_y])
-        return np.array([(0.10 + 0.80 * self.spot[0]) * w, (0.45 + 0.50 * self.spot[1]) * h])
-
-    def _motion(self, t: float, room: Room) -> tuple[np.ndarray, float, str, float, float]:
-        w = room.width
-        ph, f = self.phase, self.speed
-        feet = self._anchor(room)
-        sway = 0.008 * w * math.sin(0.8 * t + ph)
+        ph = self.phase
         if self.activity == "work_at_table":
-            return feet + [sway, 0], 0.0, "work", 2 * math.pi * 2.2 * f * t + ph, 0.0
-        if self.activity == "wave":
-            return feet + [sway, 0], 0.0, "wave" if self.heading >= 0 else "wave_left", 2 * math.pi * 1.5 * f * t + ph, 0.0
-        if self.activity == "bend":
-            bend = 0.5 - 0.5 * math.cos(2 * math.pi * 0.55 * f * t + ph)  # 0 upright .. 1 bent down
-            return feet + [sway, 0], 0.0, "hang", ph, bend
-        # walk: to and fro along a line through the spot, 0.45 w long; the far end may be out of frame
-        direction = np.array([math.cos(self.heading), 0.35 * math.sin(self.heading)])
-        span = 0.45 * w
-        s = (0.20 * w * f * t / span + self.slot * 2) % 2.0
-        u = (s if s < 1 else 2 - s) - 0.5
-        return feet + u * span * direction, 2 * math.pi * 1.6 * f * t + ph, "swing", ph, 0.0
+            side_y = y0 - 0.01 * h if self.slot < 0.5 else y1 + 0.28 * h
+            x = x0 + (0.15 + 0.7 * (self.slot * 2 % 1)) * (x1 - x0)
+            sway = 0.01 * w * math.sin(0.8 * t + ph)
+            return np.array([x + sway, side_y]), 0.0, "work", 2 * math.pi * 2.2 * self.speed * t + ph
+        if self.activity == "stand_at_head":
+            x = x0 - (0.05 + 0.10 * (self.slot * 3 % 1)) * w
+            y = y1 + (0.02 + 0.12 * self.slot) * h
+            return np.array([x, y]), 0.0, "rest", 0.3 * math.sin(1.2 * t + ph)
+        if self.activity == "walk_to_trolley":
+            a = np.array([x1 + 0.05 * w, y1 + 0.12 * h])
+            b = np.array(room.trolley) + np.array([-0.02 * w, 0.22 * h])
+            dist = float(np.linalg.norm(b - a))
+            v = 0.22 * w * self.speed
+            s = (v * t / dist + self.slot * 2) % 2.0  # 0..1 out, 1..2 back
+            u = s if s < 1 else 2 - s
+            return a + u * (b - a), 2 * math.pi * 1.6 * self.speed * t + ph, "swing", ph
+        # roam_and_leave: an elliptical loop whose left part lies outside the frame (a door)
+        cx, cy, rx, ry = 0.40 * w, 0.62 * h, 0.62 * w, 0.30 * h
+        ang = ph + 2 * math.pi * 0.07 * self.speed * t
+        feet = np.array([cx + rx * math.cos(ang), cy + ry * math.sin(ang) + 0.12 * h])
+        return feet, 2 * math.pi * 1.4 * self.speed * t + ph, "swing", ph
 
 
-def _skeleton(feet: np.ndarray, size: float, walk: float, arms: str, arm_phase: float, bend: float = 0.0) -> np.ndarray:
+def _skeleton(feet: np.ndarray, size: float, walk: float, arms: str, arm_phase: float) -> np.ndarray:
     fx, fy = feet
     leg = 0.25 * size
     pelvis = np.array([fx, fy - 2 * leg])
-    trunk = 0.30 * size  # pelvis to neck
-    # bending forward (seen from the front): the upper body folds down and a little to the side
-    lean = bend * math.radians(100)
-    neck = pelvis + trunk * np.array([0.35 * math.sin(lean), -math.cos(lean)])
-    head = neck + 0.11 * size * np.array([0.35 * math.sin(lean), -math.cos(lean)])
+    neck = np.array([fx, fy - 0.82 * size])
+    head = np.array([fx, fy - 0.93 * size])
     shoulders = [neck + [-0.12 * size, 0.03 * size], neck + [0.12 * size, 0.03 * size]]
     swing = 0.5 * math.sin(walk) if walk else 0.0
     knees, foot_pts = [], []
     for side, sign in ((0, 1), (1, -1)):
         angle = sign * swing
         hip = pelvis + [(-1 if side == 0 else 1) * 0.06 * size, 0]
-        knee = hip + leg * np.array([math.sin(angle) + 0.25 * bend * (1 if side else -1), math.cos(angle)])
+        knee = hip + leg * np.array([math.sin(angle), math.cos(angle)])
         knees.append(knee)
         foot_pts.append(knee + leg * np.array([math.sin(angle * 0.6), math.cos(angle * 0.6)]))
     elbows, hands = [], []
@@ -150,13 +141,9 @@ def _skeleton(feet: np.ndarray, size: float, walk: float, arms: str, arm_phase: 
             angle = -sign * swing * 0.8 * (1 if side else -1)
             elbow = sh + arm * np.array([math.sin(angle), math.cos(angle)])
             hand = elbow + arm * np.array([math.sin(angle * 1.2), math.cos(angle * 1.2)])
-        elif arms in ("wave", "wave_left") and side == (1 if arms == "wave" else 0):  # raised, waving over the head
-            elbow = sh + arm * np.array([sign * 0.6, -0.8])
-            a = 0.9 * math.sin(arm_phase)
-            hand = elbow + arm * np.array([math.sin(a), -math.cos(a)])
-        else:  # hanging (bending: the arms hang from the shoulders towards the floor), or resting
+        else:  # resting, hands folded in front, breathing sway
             elbow = sh + [sign * 0.03 * size, arm]
-            hand = elbow + [-sign * 0.02 * size, arm]
+            hand = elbow + [-sign * 0.07 * size, arm * (0.9 + 0.05 * arm_phase)]
         elbows.append(elbow)
         hands.append(hand)
     joints = [head, neck, *shoulders, *hands, *elbows, pelvis, *knees, *foot_pts]
@@ -168,11 +155,6 @@ class SceneRenderer:
 
     def __init__(self, room: Room, people: list[Person], fps: int, noise: float, rng: np.random.Generator):
         self.room, self.people, self.fps, self.noise, self.rng = room, people, fps, noise, rng
-        # the video's look: lighting gain and colour cast, drift, camera jitter (all to be ignored)
-        self.cast = rng.uniform(0.80, 1.15) * rng.uniform(0.9, 1.1, size=3)
-        self.drift = (float(rng.uniform(0.0, 0.08)), float(rng.uniform(0.1, 0.6)), float(rng.uniform(0, 2 * math.pi)))
-        self.jitter = float(rng.uniform(0.0, 2.0))  # pixels
-        self.jitter_phase = rng.uniform(0, 2 * math.pi, size=4)
         self.background = self._background()
         self.pose_records: list[dict] = []
         self.label_records: list[dict] = []
@@ -209,19 +191,10 @@ class SceneRenderer:
             cv2.line(img, pts[a], pts[b], person.colour, thick, cv2.LINE_AA)
         cv2.circle(img, pts[0], max(2, int(0.08 * size)), (220, 190, 170), -1, cv2.LINE_AA)
 
-    def shift(self, t: float) -> np.ndarray:
-        """Camera jitter at `t`: a smooth wobble of up to `jitter` pixels."""
-        p = self.jitter_phase
-        return self.jitter * np.array([0.6 * math.sin(7.1 * t + p[0]) + 0.4 * math.sin(13.3 * t + p[1]),
-                                       0.6 * math.sin(6.3 * t + p[2]) + 0.4 * math.sin(11.7 * t + p[3])])
-
     def frame(self, index: int) -> np.ndarray:
-        import cv2
-
         t = index / self.fps
         img = self.background.copy()
         table_depth = self.room.table[3]
-        shift = self.shift(t)
         poses = [(p, p.pose(t, self.room)) for p in self.people]
         table_drawn = False
         for person, joints in sorted(poses, key=lambda item: item[1][-1, 1]):
@@ -229,16 +202,11 @@ class SceneRenderer:
                 self._draw_table(img)
                 table_drawn = True
             self._draw_person(img, joints, person)
-            self._record(index, person, joints + shift)
+            self._record(index, person, joints)
         if not table_drawn:
             self._draw_table(img)
-        if self.jitter:
-            move = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
-            img = cv2.warpAffine(img, move, (self.room.width, self.room.height), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REPLICATE)
-        amp, freq, phase = self.drift
-        gain = (1.0 + amp * math.sin(2 * math.pi * freq * t + phase)) * self.cast
-        noisy = img.astype(np.float32) * gain.astype(np.float32) + self.rng.normal(0, self.noise, img.shape)
+        gain = 1.0 + 0.03 * math.sin(2 * math.pi * 0.5 * t)
+        noisy = img.astype(np.float32) * gain + self.rng.normal(0, self.noise, img.shape)
         return np.clip(noisy, 0, 255).astype(np.uint8)
 
     def _record(self, index: int, person: Person, joints: np.ndarray) -> None:
@@ -258,19 +226,14 @@ class SceneRenderer:
 
 
 def _make_person(pid: int, activity: str, rng: np.random.Generator) -> Person:
-    hue, sat, val = rng.uniform(0, 1), rng.uniform(0.35, 0.9), rng.uniform(0.35, 0.85)  # any clothing colour
-    colour = tuple(int(255 * c) for c in colorsys.hsv_to_rgb(hue, sat, val))
     return Person(
         pid=pid,
         activity=activity,
-        colour=colour,
+        colour=SCRUB_COLOURS[int(rng.integers(len(SCRUB_COLOURS)))],
         slot=float(rng.uniform(0, 1)),
         speed=float(rng.uniform(0.8, 1.25)),
         phase=float(rng.uniform(0, 2 * math.pi)),
-        scale=float(rng.uniform(0.8, 1.25)),
-        spot=(float(rng.uniform(0, 1)), float(rng.uniform(0, 1))),
-        at_table=activity == "work_at_table" or (activity != "walk" and bool(rng.uniform() < 0.4)),
-        heading=float(rng.uniform(-math.pi, math.pi)) if activity == "walk" else float(rng.choice([-1.0, 1.0])),
+        scale=float(rng.uniform(0.9, 1.1)),
     )
 
 
