@@ -68,6 +68,12 @@ def clustering_score(cfg, work: Path) -> dict:
             "train_seconds": round(seconds, 1)}
 
 
+def ranked(scores: dict[str, float], tie: float = 1e-9) -> str:
+    """The tag with the higher score, or "tie"."""
+    (a, x), (b, y) = sorted(scores.items(), key=lambda kv: -kv[1])
+    return "tie" if x - y <= tie else a
+
+
 def real_ranking(method: str, board: dict) -> dict | None:
     """The scoreboard's mean primary score of `method` per tag (before / shipped), over its rows."""
     out = {}
@@ -108,9 +114,9 @@ def main() -> None:
                     synth[tag] = score(cfg, work / method)
                     print(method, tag, json.dumps(synth[tag]), flush=True)
                 metric = PRIMARY[method] if method == "clip-classification" else "hungarian_window"
-                winner = max(synth, key=lambda t: synth[t][metric])
+                winner = ranked({t: synth[t][metric] for t in synth})
                 real = real_ranking(method, board)
-                real_winner = max(real, key=lambda t: real[t]["mean"]) if real else None
+                real_winner = ranked({t: real[t]["mean"] for t in real}) if real else None
                 result["methods"][method] = {"metric": metric, "synthetic": synth, "synthetic_winner": winner,
                                              "real": real, "real_winner": real_winner,
                                              "agrees": None if real is None else winner == real_winner}
