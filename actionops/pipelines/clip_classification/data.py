@@ -252,7 +252,12 @@ def cache_frames(spec: dict, budget: int = CACHE_BUDGET_BYTES) -> dict:
     """`spec` whose videos carry `frames_ref`, every frame decoded once into Ray's object store by a
     Ray task, when they fit in `budget` bytes; else `spec` as it is (clips decode per draw)."""
     import ray
+    from ray.util import get_current_placement_group
 
+    if get_current_placement_group() is not None:
+        # inside a placement group (a Tune trial): its child tasks would wait for CPUs the group
+        # does not hold; the Ray Data decode of the training workers runs outside it, as before
+        return spec
     side = source_size(spec)
     paths = sorted({v["path"] for v in spec["videos"]})
     frames = {v["path"]: int(v["frames"]) for v in spec["videos"]}
