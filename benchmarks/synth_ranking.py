@@ -113,7 +113,7 @@ def main() -> None:
                     cfg = load_config(REPO / "params.yaml", BEFORE[method] if tag == "before" else [])
                     synth[tag] = score(cfg, work / method)
                     print(method, tag, json.dumps(synth[tag]), flush=True)
-                metric = PRIMARY[method] if method == "clip-classification" else "hungarian_window"
+                metric = PRIMARY[method]
                 winner = ranked({t: synth[t][metric] for t in synth})
                 real = real_ranking(method, board)
                 real_winner = ranked({t: real[t]["mean"] for t in real}) if real else None

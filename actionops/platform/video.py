@@ -65,9 +65,10 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
             yield frame.to_ndarray(format="rgb24")
 
 
-def read_frames(path: str | Path) -> np.ndarray:
-    """All frames of a video as one (T, H, W, 3) uint8 array (for short clips and tests)."""
-    frames = list(iter_frames(path))
+def read_frames(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """All frames of a video as one (T, H, W, 3) uint8 array (short clips, tests, the classifier's
+    frame cache); `size` (W, H) resizes each frame as `decode_range` does."""
+    frames = list(iter_frames(path)) if size is None else [f for _, f in decode_range(path, 0, None, size=size)]
     if not frames:
         raise DataError(f"{path} decodes to no frames")
     return np.stack(frames)

@@ -238,16 +238,6 @@ def source_size(spec: dict) -> int:
     return int(round(spec["size"] * 1.15)) if spec["augment"] else spec["size"]
 
 
-def decode_video(path: str, side: int) -> np.ndarray:
-    """Every frame of a video at (side, side): (F, side, side, 3) uint8."""
-    from actionops.platform.video import decode_range
-
-    frames = [frame for _, frame in decode_range(path, 0, None, size=(side, side))]
-    if not frames:
-        raise DataError(f"{path} decodes to no frames")
-    return np.stack(frames)
-
-
 def cache_frames(spec: dict, budget: int = CACHE_BUDGET_BYTES) -> dict:
     """`spec` whose videos carry `frames_ref`, every frame decoded once into Ray's object store by a
     Ray task, when they fit in `budget` bytes; else `spec` as it is (clips decode per draw)."""
@@ -263,8 +253,10 @@ def cache_frames(spec: dict, budget: int = CACHE_BUDGET_BYTES) -> dict:
     frames = {v["path"]: int(v["frames"]) for v in spec["videos"]}
     if not paths or sum(frames[p] for p in paths) * side * side * 3 > budget:
         return spec
-    task = ray.remote(num_cpus=0.5)(decode_video)
-    refs = {p: task.remote(p, side) for p in paths}
+    from actionops.platform.video import read_frames
+
+    task = ray.remote(num_cpus=0.5)(read_frames)
+    refs = {p: task.remote(p, (side, side)) for p in paths}
     return {**spec, "videos": [{**v, "frames_ref": refs[v["path"]]} for v in spec["videos"]]}
 
 
