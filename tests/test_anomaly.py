@@ -111,7 +111,7 @@ def test_analysis_reports_centroids_silhouette_and_neighbours(run_of):
     folder = Path(analysis["outputs"])
     assert {p.name for p in folder.iterdir()} >= {"analysis.json", "centroid_distances.csv", "embeddings-tsne.png",
                                                   "embeddings-pca.png"}
-    assert set(analysis["classes"]) == {"work_at_table", "stand_at_head", "walk_to_trolley", "roam_and_leave"}
+    assert set(analysis["classes"]) == {"work_at_table", "wave", "bend", "walk"}
     for row in analysis["classes"].values():
         assert row["in_class_farthest"] > 0 and row["members"] == 10
     assert -1 <= analysis["silhouette"] <= 1 and 0 <= analysis["knn_agreement"] <= 1
@@ -127,7 +127,7 @@ def test_detector_scores_its_action_lower_than_the_others(run_of):
     normal = [float(r[2]) for r in rows if r[1] == "work_at_table"]
     others = [float(r[2]) for r in rows if r[1] != "work_at_table"]
     assert np.mean(normal) < 0.8 * np.mean(others), (normal, others)
-    assert set(metrics["vs_each"]) == {"stand_at_head", "walk_to_trolley", "roam_and_leave"}
+    assert set(metrics["vs_each"]) == {"wave", "bend", "walk"}
     assert set(metrics["baselines"]) == {"centroid", "mahalanobis", "knn"}
     assert {"roc_auc", "pr_auc", "precision", "recall", "f1"} <= set(metrics)
     assert (run["out"] / "error_hist_log.png").is_file()
@@ -200,7 +200,7 @@ def test_bad_inputs_get_clear_messages(run_of, tmp_path):
         detector_data(with_file(few, **{"anomaly.normal": "hammer"}))
     assert "labels there: screw, unscrew" in unknown.value.hint
     # embeddings of another backbone than the detector's: both named
-    other = _tiny_parquet(tmp_path / "other.parquet", [("work_at_table", "test"), ("stand_at_head", "test")], dim=8,
+    other = _tiny_parquet(tmp_path / "other.parquet", [("work_at_table", "test"), ("wave", "test")], dim=8,
                           meta={"backbone": {"backbone": "x3d_xs", "resolved": "x3d_xs (random init, seed 0)", "dim": 8}})
     with pytest.raises(DataError) as mismatch:
         evaluate_anomaly(with_file(other), str(run["out"] / "anomaly.pt"), "test")
@@ -269,7 +269,7 @@ def test_end_to_end_mode_trains_the_backbone_after_unfreezing(run_of, ray_local,
                                  "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["backbone"]["kind"] == "fine-tuned"
-    video = next((run["data"] / "stand_at_head").glob("*.mp4"))
+    video = next((run["data"] / "wave").glob("*.mp4"))
     result = runner.invoke(app, ["predict", "anomaly", str(video), "--model", "models:/anomaly-e2e@candidate",
                                  "--out", str(tmp_path / "pred"), "--json"])
     assert result.exit_code == 0, result.output

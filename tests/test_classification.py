@@ -290,7 +290,7 @@ def test_bad_classifier_inputs_are_clear(run_of, tmp_path):
     splits = dataset_splits(Context(cfg=cfg, dataset=folders, out=tmp_path / "o", console=console))
     text = console.export_text()
     assert "empty_class holds no video" in text and "shorter than 16 frames" in text
-    assert splits.labels == ["roam_and_leave", "stand_at_head", "walk_to_trolley", "work_at_table"]
+    assert splits.labels == ["bend", "walk", "wave", "work_at_table"]
     with pytest.raises(DataError):
         make_splits([], val_fraction=0.2, test_fraction=0.2)
 

@@ -8,18 +8,27 @@ Two layouts (see `../shared/handbook/methods.md`):
 - `clips`: classification layout, `OUT/<activity>/<clip>.mp4` with one person and
   `train.csv`/`val.csv`/`test.csv` (`path,label`, paths relative to OUT).
 
-Activities differ in motion and in place:
-    work_at_table    stands at the table's long side, hands moving fast
-    stand_at_head    stands still at the head (left) end of the table
-    walk_to_trolley  walks back and forth between the table and the trolley
-    roam_and_leave   walks a loop around the room that leaves the frame and comes back
-People are articulated stick figures (13 joints) drawn in depth order, so they occlude each
-other and the table; frames get sensor noise and brightness flicker. Deterministic per seed:
-the same arguments give byte-identical files.
+Activities differ in how the limbs move, as real actions do (Weizmann's bend / wave / jack),
+not in where people stand:
+    work_at_table    at a long side of the table, forearms forward, hands circling fast
+    wave             standing, one arm raised and waving over the head
+    bend             standing, bending down to the floor and up again, arms hanging
+    walk             walking to and fro across the view (gait: legs and arms swing); may leave the frame
+Every activity but work_at_table stands or walks anywhere on the floor, the table's sides
+included (work_at_table is at the table by definition, so 40% of the others stand there too).
+What a model must ignore varies: clothing colour (any hue), body size (0.8-1.25), each video's
+lighting and colour cast, slow lighting drift, camera jitter (the whole frame shifts by up to
+~1 px; boxes follow it), sensor noise. `variety=False` gives every video one look (one
+clothing colour, size 1, even light, still camera), for models that cannot learn to ignore it
+(an untrained backbone's features). The clips layout frames its actor (`zoom`), as action
+datasets do. People are articulated stick figures (13 joints) drawn in
+depth order, so they occlude each other and the table. Deterministic per seed: the same
+arguments give byte-identical files.
 """
 
 from __future__ import annotations
 
+import colorsys
 import csv
 import json
 import math
@@ -31,16 +40,13 @@ import numpy as np
 from actionops.platform.video import write_video
 
 # Bump when the drawing changes, so `synthesize` knows old outputs are stale.
-GENERATOR_VERSION = 3
-ACTIVITIES = ("work_at_table", "stand_at_head", "walk_to_trolley", "roam_and_leave")
+GENERATOR_VERSION = 4
+ACTIVITIES = ("work_at_table", "wave", "bend", "walk")
 JOINTS = (
     "head", "neck", "l_shoulder", "r_shoulder", "l_hand", "r_hand", "l_elbow", "r_elbow",
     "pelvis", "l_knee", "r_knee", "l_foot", "r_foot",
 )  # fmt: skip
 BONES = ((1, 2), (1, 3), (2, 6), (6, 4), (3, 7), (7, 5), (1, 8), (8, 9), (9, 11), (8, 10), (10, 12))
-# Everyone wears scrubs of nearly the same colour, as in a real operating room: activity must be
-# told by motion and place, not by clothing.
-SCRUB_COLOURS = ((52, 110, 150), (48, 104, 146), (56, 116, 156), (50, 112, 142), (54, 106, 152))
 
 
 @dataclass(frozen=True)
@@ -76,57 +82,63 @@ class Person:
     pid: int
     activity: str
     colour: tuple[int, int, int]
-    slot: float  # where along the activity's place (0..1)
+    slot: float  # where: 0..1 along a table side, or a floor position (with `spot`)
     speed: float  # frequency / walking speed multiplier
     phase: float  # start phase in radians
     scale: float  # body size multiplier
+    spot: tuple[float, float] = (0.5, 0.5)  # floor position in room fractions (feet), for standing / walking
+    at_table: bool = False  # stands at a long side of the table
+    heading: float = 0.0  # walking direction (radians) / waving arm (sign)
 
     def pose(self, t: float, room: Room) -> np.ndarray:
         """Joint positions (13, 2) in pixels at time `t` seconds."""
-        feet, walk, arms, arm_phase = self._motion(t, room)
-        return _skeleton(feet, room.person_height * self.scale, walk, arms, arm_phase)
+        feet, walk, arms, arm_phase, bend = self._motion(t, room)
+        return _skeleton(feet, room.person_height * self.scale, walk, arms, arm_phase, bend)
 
-    def _motion(self, t: float, room: Room) -> tuple[np.ndarray, float, str, float]:
+    def _anchor(self, room: Room) -> np.ndarray:
         w, h = room.width, room.height
         x0, y0, x1, y1 = room.table
-        ph = self.phase
-        if self.activity == "work_at_table":
+        if self.at_table:
             side_y = y0 - 0.01 * h if self.slot < 0.5 else y1 + 0.28 * h
-            x = x0 + (0.15 + 0.7 * (self.slot * 2 % 1)) * (x1 - x0)
-            sway = 0.01 * w * math.sin(0.8 * t + ph)
-            return np.array([x + sway, side_y]), 0.0, "work", 2 * math.pi * 2.2 * self.speed * t + ph
-        if self.activity == "stand_at_head":
-            x = x0 - (0.05 + 0.10 * (self.slot * 3 % 1)) * w
-            y = y1 + (0.02 + 0.12 * self.slot) * h
-            return np.array([x, y]), 0.0, "rest", 0.3 * math.sin(1.2 * t + ph)
-        if self.activity == "walk_to_trolley":
-            a = np.array([x1 + 0.05 * w, y1 + 0.12 * h])
-            b = np.array(room.trolley) + np.array([-0.02 * w, 0.22 * h])
-            dist = float(np.linalg.norm(b - a))
-            v = 0.22 * w * self.speed
-            s = (v * t / dist + self.slot * 2) % 2.0  # 0..1 out, 1..2 back
-            u = s if s < 1 else 2 - s
-            return a + u * (b - a), 2 * math.pi * 1.6 * self.speed * t + ph, "swing", ph
-        # roam_and_leave: an elliptical loop whose left part lies outside the frame (a door)
-        cx, cy, rx, ry = 0.40 * w, 0.62 * h, 0.62 * w, 0.30 * h
-        ang = ph + 2 * math.pi * 0.07 * self.speed * t
-        feet = np.array([cx + rx * math.cos(ang), cy + ry * math.sin(ang) + 0.12 * h])
-        return feet, 2 * math.pi * 1.4 * self.speed * t + ph, "swing", ph
+            return np.array([x0 + (0.15 + 0.7 * (self.slot * 2 % 1)) * (x1 - x0), side_y])
+        return np.array([(0.10 + 0.80 * self.spot[0]) * w, (0.45 + 0.50 * self.spot[1]) * h])
+
+    def _motion(self, t: float, room: Room) -> tuple[np.ndarray, float, str, float, float]:
+        w = room.width
+        ph, f = self.phase, self.speed
+        feet = self._anchor(room)
+        sway = 0.008 * w * math.sin(0.8 * t + ph)
+        if self.activity == "work_at_table":
+            return feet + [sway, 0], 0.0, "work", 2 * math.pi * 2.2 * f * t + ph, 0.0
+        if self.activity == "wave":
+            return feet + [sway, 0], 0.0, "wave" if self.heading >= 0 else "wave_left", 2 * math.pi * 1.5 * f * t + ph, 0.0
+        if self.activity == "bend":
+            bend = 0.5 - 0.5 * math.cos(2 * math.pi * 0.55 * f * t + ph)  # 0 upright .. 1 bent down
+            return feet + [sway, 0], 0.0, "hang", ph, bend
+        # walk: to and fro along a line through the spot, 0.45 w long; the far end may be out of frame
+        direction = np.array([math.cos(self.heading), 0.35 * math.sin(self.heading)])
+        span = 0.45 * w
+        s = (0.20 * w * f * t / span + self.slot * 2) % 2.0
+        u = (s if s < 1 else 2 - s) - 0.5
+        return feet + u * span * direction, 2 * math.pi * 1.6 * f * t + ph, "swing", ph, 0.0
 
 
-def _skeleton(feet: np.ndarray, size: float, walk: float, arms: str, arm_phase: float) -> np.ndarray:
+def _skeleton(feet: np.ndarray, size: float, walk: float, arms: str, arm_phase: float, bend: float = 0.0) -> np.ndarray:
     fx, fy = feet
     leg = 0.25 * size
     pelvis = np.array([fx, fy - 2 * leg])
-    neck = np.array([fx, fy - 0.82 * size])
-    head = np.array([fx, fy - 0.93 * size])
+    trunk = 0.30 * size  # pelvis to neck
+    # bending forward (seen from the front): the upper body folds down and a little to the side
+    lean = bend * math.radians(100)
+    neck = pelvis + trunk * np.array([0.35 * math.sin(lean), -math.cos(lean)])
+    head = neck + 0.11 * size * np.array([0.35 * math.sin(lean), -math.cos(lean)])
     shoulders = [neck + [-0.12 * size, 0.03 * size], neck + [0.12 * size, 0.03 * size]]
     swing = 0.5 * math.sin(walk) if walk else 0.0
     knees, foot_pts = [], []
     for side, sign in ((0, 1), (1, -1)):
         angle = sign * swing
         hip = pelvis + [(-1 if side == 0 else 1) * 0.06 * size, 0]
-        knee = hip + leg * np.array([math.sin(angle), math.cos(angle)])
+        knee = hip + leg * np.array([math.sin(angle) + 0.25 * bend * (1 if side else -1), math.cos(angle)])
         knees.append(knee)
         foot_pts.append(knee + leg * np.array([math.sin(angle * 0.6), math.cos(angle * 0.6)]))
     elbows, hands = [], []
@@ -141,9 +153,13 @@ def _skeleton(feet: np.ndarray, size: float, walk: float, arms: str, arm_phase: 
             angle = -sign * swing * 0.8 * (1 if side else -1)
             elbow = sh + arm * np.array([math.sin(angle), math.cos(angle)])
             hand = elbow + arm * np.array([math.sin(angle * 1.2), math.cos(angle * 1.2)])
-        else:  # resting, hands folded in front, breathing sway
+        elif arms in ("wave", "wave_left") and side == (1 if arms == "wave" else 0):  # raised, waving over the head
+            elbow = sh + arm * np.array([sign * 0.6, -0.8])
+            a = 0.9 * math.sin(arm_phase)
+            hand = elbow + arm * np.array([math.sin(a), -math.cos(a)])
+        else:  # hanging (bending: the arms hang from the shoulders towards the floor), or resting
             elbow = sh + [sign * 0.03 * size, arm]
-            hand = elbow + [-sign * 0.07 * size, arm * (0.9 + 0.05 * arm_phase)]
+            hand = elbow + [-sign * 0.02 * size, arm]
         elbows.append(elbow)
         hands.append(hand)
     joints = [head, neck, *shoulders, *hands, *elbows, pelvis, *knees, *foot_pts]
@@ -153,8 +169,16 @@ def _skeleton(feet: np.ndarray, size: float, walk: float, arms: str, arm_phase: 
 class SceneRenderer:
     """Draws one video's frames and collects boxes, keypoints and labels per person per frame."""
 
-    def __init__(self, room: Room, people: list[Person], fps: int, noise: float, rng: np.random.Generator):
+    def __init__(self, room: Room, people: list[Person], fps: int, noise: float, rng: np.random.Generator,
+                 variety: bool = True):
         self.room, self.people, self.fps, self.noise, self.rng = room, people, fps, noise, rng
+        # the video's look: lighting gain and colour cast, drift, camera jitter (all to be ignored)
+        self.cast = rng.uniform(0.80, 1.15) * rng.uniform(0.9, 1.1, size=3)
+        self.drift = (float(rng.uniform(0.0, 0.08)), float(rng.uniform(0.1, 0.6)), float(rng.uniform(0, 2 * math.pi)))
+        self.jitter = float(rng.uniform(0.0, 1.0))  # pixels
+        self.jitter_phase = rng.uniform(0, 2 * math.pi, size=4)
+        if not variety:  # one look for every video: even light, still camera
+            self.cast, self.drift, self.jitter = np.ones(3), (0.0, 0.0, 0.0), 0.0
         self.background = self._background()
         self.pose_records: list[dict] = []
         self.label_records: list[dict] = []
@@ -191,10 +215,19 @@ class SceneRenderer:
             cv2.line(img, pts[a], pts[b], person.colour, thick, cv2.LINE_AA)
         cv2.circle(img, pts[0], max(2, int(0.08 * size)), (220, 190, 170), -1, cv2.LINE_AA)
 
+    def shift(self, t: float) -> np.ndarray:
+        """Camera jitter at `t`: a smooth wobble of up to `jitter` pixels."""
+        p = self.jitter_phase
+        return self.jitter * np.array([0.6 * math.sin(7.1 * t + p[0]) + 0.4 * math.sin(13.3 * t + p[1]),
+                                       0.6 * math.sin(6.3 * t + p[2]) + 0.4 * math.sin(11.7 * t + p[3])])
+
     def frame(self, index: int) -> np.ndarray:
+        import cv2
+
         t = index / self.fps
         img = self.background.copy()
         table_depth = self.room.table[3]
+        shift = self.shift(t)
         poses = [(p, p.pose(t, self.room)) for p in self.people]
         table_drawn = False
         for person, joints in sorted(poses, key=lambda item: item[1][-1, 1]):
@@ -202,11 +235,16 @@ class SceneRenderer:
                 self._draw_table(img)
                 table_drawn = True
             self._draw_person(img, joints, person)
-            self._record(index, person, joints)
+            self._record(index, person, joints + shift)
         if not table_drawn:
             self._draw_table(img)
-        gain = 1.0 + 0.03 * math.sin(2 * math.pi * 0.5 * t)
-        noisy = img.astype(np.float32) * gain + self.rng.normal(0, self.noise, img.shape)
+        if self.jitter:
+            move = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+            img = cv2.warpAffine(img, move, (self.room.width, self.room.height), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        amp, freq, phase = self.drift
+        gain = (1.0 + amp * math.sin(2 * math.pi * freq * t + phase)) * self.cast
+        noisy = img.astype(np.float32) * gain.astype(np.float32) + self.rng.normal(0, self.noise, img.shape)
         return np.clip(noisy, 0, 255).astype(np.uint8)
 
     def _record(self, index: int, person: Person, joints: np.ndarray) -> None:
@@ -225,22 +263,52 @@ class SceneRenderer:
         self.label_records.append({"frame": index + 1, "id": person.pid, "label": person.activity})
 
 
-def _make_person(pid: int, activity: str, rng: np.random.Generator) -> Person:
+PLAIN_COLOUR = (60, 90, 160)  # everyone's clothing when variety is off
+
+
+def _make_person(pid: int, activity: str, rng: np.random.Generator, variety: bool = True) -> Person:
+    hue, sat, val = rng.uniform(0, 1), rng.uniform(0.35, 0.9), rng.uniform(0.35, 0.85)  # any clothing colour
+    colour = tuple(int(255 * c) for c in colorsys.hsv_to_rgb(hue, sat, val))
+    slot, speed, phase, scale = (float(v) for v in rng.uniform([0, 0.8, 0, 0.8], [1, 1.25, 2 * math.pi, 1.25]))
     return Person(
         pid=pid,
         activity=activity,
-        colour=SCRUB_COLOURS[int(rng.integers(len(SCRUB_COLOURS)))],
-        slot=float(rng.uniform(0, 1)),
-        speed=float(rng.uniform(0.8, 1.25)),
-        phase=float(rng.uniform(0, 2 * math.pi)),
-        scale=float(rng.uniform(0.9, 1.1)),
+        colour=colour if variety else PLAIN_COLOUR,
+        slot=slot,
+        speed=speed,
+        phase=phase,
+        scale=scale if variety else 1.0,
+        spot=(float(rng.uniform(0, 1)), float(rng.uniform(0, 1))),
+        at_table=activity == "work_at_table" or (activity != "walk" and bool(rng.uniform() < 0.4)),
+        # walkers cross the view (within 45 degrees of it, either way); a waving arm is the left or the right
+        heading=_crossing(float(rng.uniform(-1, 1))) if activity == "walk" else float(rng.choice([-1.0, 1.0])),
     )
 
 
-def _render(path: Path, room: Room, people: list[Person], frames: int, fps: int, noise: float, rng) -> SceneRenderer:
-    renderer = SceneRenderer(room, people, fps, noise, rng)
-    write_video(path, (renderer.frame(i) for i in range(frames)), fps)
+def _crossing(u: float) -> float:
+    """A walking direction within 45 degrees of the image's x axis, to the right (u >= 0) or left."""
+    return (abs(u) * 2 - 1) * math.pi / 4 + (0.0 if u >= 0 else math.pi)
+
+
+def _render(path: Path, room: Room, people: list[Person], frames: int, fps: int, noise: float, rng,
+            crop: tuple[int, int, int, int] | None = None, variety: bool = True) -> SceneRenderer:
+    """Write the scene's frames to `path`; `crop` (x, y, w, h) keeps one window of the room."""
+    renderer = SceneRenderer(room, people, fps, noise, rng, variety)
+    if crop is None:
+        write_video(path, (renderer.frame(i) for i in range(frames)), fps)
+    else:
+        x, y, w, h = crop
+        write_video(path, (renderer.frame(i)[y:y + h, x:x + w] for i in range(frames)), fps)
     return renderer
+
+
+def _framing(room: Room, person: Person, frames: int, fps: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """A fixed `width` x `height` window of `room` centred on where `person` is over the clip, as a
+    camera framing one actor (a walker still crosses it); kept inside the room."""
+    centre = np.median(np.concatenate([person.pose(i / fps, room) for i in range(frames)]), axis=0)
+    x = int(np.clip(round(centre[0] - width / 2), 0, room.width - width))
+    y = int(np.clip(round(centre[1] - height / 2), 0, room.height - height))
+    return x, y, width, height
 
 
 def generate_or_scenes(
@@ -255,6 +323,8 @@ def generate_or_scenes(
     max_people: int = 6,
     noise: float = 4.0,
     test_fraction: float = 0.34,
+    activities: tuple[str, ...] = ACTIVITIES,
+    variety: bool = True,
     seed: int = 0,
     progress=None,
 ) -> dict:
@@ -263,19 +333,23 @@ def generate_or_scenes(
     if not 1 <= min_people <= max_people:
         raise ValueError("need 1 <= min_people <= max_people")
     out = Path(out)
+    unknown = sorted(set(activities) - set(ACTIVITIES))
+    if unknown or not activities:
+        raise ValueError(f"activities {unknown or 'none'}: choose from {', '.join(ACTIVITIES)}")
+    activities = tuple(a for a in ACTIVITIES if a in activities)
     room = Room(width, height)
     n_test = min(videos - 1, max(1 if test_fraction > 0 else 0, round(videos * test_fraction)))
-    summary = {"kind": "or-scene", "activities": list(ACTIVITIES), "videos": [], "seed": seed}
+    summary = {"kind": "or-scene", "activities": list(activities), "videos": [], "seed": seed}
     for v in range(videos):
         rng = np.random.default_rng([seed, v])
         split = "test" if v >= videos - n_test else "train"
         n_people = int(rng.integers(min_people, max_people + 1))
         # every activity appears in every video that has room for it; the rest at random
-        activities = list(rng.permutation(ACTIVITIES))[:n_people]
-        activities += [str(a) for a in rng.choice(ACTIVITIES, size=n_people - len(activities))]
-        people = [_make_person(pid, str(a), rng) for pid, a in enumerate(activities, start=1)]
+        doing = list(rng.permutation(activities))[:n_people]
+        doing += [str(a) for a in rng.choice(activities, size=n_people - len(doing))]
+        people = [_make_person(pid, str(a), rng, variety) for pid, a in enumerate(doing, start=1)]
         name = f"scene_{v:03d}"
-        renderer = _render(out / split / f"{name}.mp4", room, people, frames, fps, noise, rng)
+        renderer = _render(out / split / f"{name}.mp4", room, people, frames, fps, noise, rng, variety=variety)
         meta = out / split / name
         _write_json(meta / "json" / "pose.json", renderer.pose_records)
         _write_json(meta / "json" / "annotation_clustering.json", renderer.label_records)
@@ -296,20 +370,30 @@ def generate_clips(
     height: int = 96,
     fps: int = 10,
     noise: float = 4.0,
+    zoom: float = 1.8,
+    variety: bool = True,
     seed: int = 0,
     progress=None,
 ) -> dict:
-    """Write `videos` one-person clips in class folders plus train/val/test CSVs (60/20/20 per class)."""
+    """Write `videos` one-person clips in class folders plus train/val/test CSVs (60/20/20 per class).
+
+    Each clip frames its actor as action datasets do (Weizmann, segmented UT-Interaction): the room
+    is drawn `zoom` times larger and a `width` x `height` window around the person is kept, so the
+    person is about 0.3 x `zoom` of the frame height and limb motion is visible at small sizes."""
     _check_sizes(videos, frames, width, height)
+    if zoom < 1:
+        raise ValueError(f"zoom {zoom} must be at least 1")
     out = Path(out)
-    room = Room(width, height)
+    room = Room(2 * round(width * zoom / 2), 2 * round(height * zoom / 2))
     rows: dict[str, list[tuple[str, str]]] = {"train": [], "val": [], "test": []}
     per_class: dict[str, list[str]] = {a: [] for a in ACTIVITIES}
     for v in range(videos):
         rng = np.random.default_rng([seed, v])
         activity = ACTIVITIES[v % len(ACTIVITIES)]
         rel = f"{activity}/clip_{v:03d}.mp4"
-        _render(out / rel, room, [_make_person(1, activity, rng)], frames, fps, noise, rng)
+        person = _make_person(1, activity, rng, variety)
+        _render(out / rel, room, [person], frames, fps, noise, rng, _framing(room, person, frames, fps, width, height),
+                variety)
         per_class[activity].append(rel)
         if progress:
             progress(v + 1, videos)
@@ -325,7 +409,7 @@ def generate_clips(
             writer = csv.writer(fh)
             writer.writerow(["path", "label"])
             writer.writerows(items)
-    summary = {"kind": "clips", "activities": list(ACTIVITIES), "seed": seed,
+    summary = {"kind": "clips", "activities": list(ACTIVITIES), "seed": seed, "zoom": zoom,
                "splits": {k: len(v) for k, v in rows.items()}}
     _write_json(out / "synth.json", summary)
     return summary

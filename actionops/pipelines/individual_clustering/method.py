@@ -12,10 +12,12 @@ STAGES = "actionops.pipelines.individual_clustering.stages"
 
 
 def _sample(root: Path, seed: int = 0) -> Path:
-    """3 tiny operating-room scenes (train/test, pose.json, annotations)."""
+    """3 small operating-room scenes (train/test, pose.json, annotations). Their activities differ
+    in limb motion, which 96 x 72 frames and 8-frame windows still show (at 48 x 36, or in 4 frames,
+    the windows no longer tell them apart: no setting learned)."""
     from actionops.platform.synth import generate_or_scenes
 
-    generate_or_scenes(root, videos=3, frames=16, width=96, height=72, min_people=3, max_people=4, seed=seed)
+    generate_or_scenes(root, videos=3, frames=24, width=192, height=144, min_people=3, max_people=4, seed=seed)
     return root
 
 
@@ -62,9 +64,9 @@ METHOD = register_method(Method(
     learning=(("history_ae_frame.json", "loss", 0.1), ("history_ae_flow.json", "loss", 0.1),
               ("history_clustering.json", "loss", 0.0)),
     words=("clustering",),
-    tiny=("autoencoder.seq_len=4", "autoencoder.stride=4", "autoencoder.width=48", "autoencoder.height=36",
+    tiny=("autoencoder.seq_len=8", "autoencoder.stride=4", "autoencoder.width=96", "autoencoder.height=72",
           "autoencoder.base_channels=4", "autoencoder.latent_channels=8", "autoencoder.epochs=6", "clustering.ndf=8",
-          "clustering.epochs=2", "clustering.n_clusters=3", "clustering.kmeans_init=2", "flow.method=dis",
+          "clustering.epochs=2", "clustering.n_clusters=4", "clustering.kmeans_init=2", "flow.method=dis",
           "clustering.add_motion_feature=true"),  # the published head collapses to one cluster at these sizes (README)
     commands="actionops.pipelines.individual_clustering.commands",
 ))
