@@ -1,13 +1,17 @@
 """Do the generated scenes rank settings as real video does? (issue #20)
 
-    python -m benchmarks.synth_ranking [--methods clip-classification,individual-clustering] [--out FILE]
+    python -m benchmarks.synth_ranking [--methods clip-classification,individual-clustering] [--seeds 0,1]
+                                       [--no-demo] [--out FILE]
 
 For each method, the setting shipped before issue #20 ("before") and the shipped params.yaml
 ("shipped") run through the real stages on data from `data synth` (one person per clip for the
 classifier, operating-room scenes for individual clustering), with the same scores as the
 scoreboard (`benchmarks/scoreboard.py`) computes on Weizmann / UT-Interaction. The ranking on
 the generated data is then compared with the scoreboard's rows for the same two tags
-(benchmarks/results/scoreboard.json): `agrees` is true when the better setting is the same.
+(benchmarks/results/scoreboard.json): `agrees` is true when the better setting is the same. The
+generated data is drawn once per seed and the settings are ranked by the mean over seeds. Seed 0's
+scenes are the demo's (`make demo`); the "demo" entry ranks the two settings there with the
+demo's own sizes (DEMO_SETS) on top, as `actionops demo` runs them.
 Writes benchmarks/results/synth_ranking.json.
 """
 
@@ -39,14 +43,14 @@ CLIPS = {"videos": 60, "frames": 48, "width": 128, "height": 96}  # 15 per activ
 SCENES = {"videos": 6, "frames": 80, "width": 192, "height": 144}  # the demo's scenes
 
 
-def classifier_score(cfg, work: Path) -> dict:
+def classifier_score(cfg, work: Path, seed: int) -> dict:
     from actionops.pipelines.clip_classification.stages import evaluate_classifier, train_classifier
     from actionops.pipelines.context import Context
     from actionops.platform.synth import generate_clips
 
-    data = work / "clips"
+    data = work / f"clips-{seed}"
     if not data.is_dir():
-        generate_clips(data, seed=7, **CLIPS)
+        generate_clips(data, seed=seed, **CLIPS)
     ctx = Context(cfg=cfg, dataset=data, out=work / f"out-{time.monotonic_ns()}")
     tick = time.perf_counter()
     train_classifier(ctx, register=False)
@@ -55,13 +59,13 @@ def classifier_score(cfg, work: Path) -> dict:
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "train_seconds": round(seconds, 1)}
 
 
-def clustering_score(cfg, work: Path) -> dict:
+def clustering_score(cfg, work: Path, seed: int) -> dict:
     from actionops.pipelines.individual_clustering import stages
     from actionops.platform.synth import generate_or_scenes
 
-    data = work / "or"
+    data = work / f"or-{seed}"
     if not data.is_dir():
-        generate_or_scenes(data, seed=7, **SCENES)
+        generate_or_scenes(data, seed=seed, **SCENES)
     ctx = stages.Context(cfg=cfg, dataset=data, out=work / f"out-{time.monotonic_ns()}")
     _, window, seconds = fit_and_score_clustering(ctx)
     return {"hungarian_window": window["hungarian_accuracy"], "nmi_window": window["nmi"],
@@ -89,8 +93,11 @@ def real_ranking(method: str, board: dict) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default="clip-classification,individual-clustering")
+    parser.add_argument("--seeds", default="0,1", help="generated datasets, one per seed (0: the demo's scenes)")
+    parser.add_argument("--no-demo", action="store_true", help="skip the ranking with the demo's sizes")
     parser.add_argument("--out", type=Path, default=RESULTS / "synth_ranking.json")
     args = parser.parse_args()
+    seeds = [int(x) for x in args.seeds.split(",")]
 
     from actionops.pipelines import load_config
     from actionops.platform.cluster import ray_session
@@ -101,33 +108,54 @@ def main() -> None:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     board_path = RESULTS / "scoreboard.json"
     board = json.loads(board_path.read_text()) if board_path.is_file() else {}
-    result = {"machine": machine(), "clips": CLIPS, "scenes": SCENES, "before": BEFORE, "methods": {}}
+    from actionops.pipelines.demo import DEMO_SETS
+    from actionops.platform.synth import GENERATOR_VERSION
+
+    result = {"machine": machine(), "generator_version": GENERATOR_VERSION, "seeds": seeds, "clips": CLIPS,
+              "scenes": SCENES, "before": BEFORE, "methods": {}}
     start = time.perf_counter()
     try:
         base = load_config(REPO / "params.yaml")
         with ray_session(base.ray):
             for method in args.methods.split(","):
                 score = classifier_score if method == "clip-classification" else clustering_score
+                metric = PRIMARY[method]
                 synth = {}
                 for tag in ("before", "shipped"):
                     cfg = load_config(REPO / "params.yaml", BEFORE[method] if tag == "before" else [])
-                    synth[tag] = score(cfg, work / method)
-                    print(method, tag, json.dumps(synth[tag]), flush=True)
-                metric = PRIMARY[method]
+                    per_seed = {}
+                    for seed in seeds:
+                        per_seed[seed] = score(cfg, work / method, seed)
+                        print(method, tag, f"seed {seed}", json.dumps(per_seed[seed]), flush=True)
+                    synth[tag] = {metric: float(np.mean([r[metric] for r in per_seed.values()])), "seeds": per_seed}
                 winner = ranked({t: synth[t][metric] for t in synth})
                 real = real_ranking(method, board)
                 real_winner = ranked({t: real[t]["mean"] for t in real}) if real else None
-                result["methods"][method] = {"metric": metric, "synthetic": synth, "synthetic_winner": winner,
-                                             "real": real, "real_winner": real_winner,
-                                             "agrees": None if real is None else winner == real_winner}
+                entry = {"metric": metric, "synthetic": synth, "synthetic_winner": winner,
+                         "per_seed_winners": [ranked({t: synth[t]["seeds"][sd][metric] for t in synth}) for sd in seeds],
+                         "real": real, "real_winner": real_winner,
+                         "agrees": None if real is None else winner == real_winner}
+                if method == "individual-clustering" and not args.no_demo:  # the demo's scenes and sizes
+                    demo = {}
+                    for tag in ("before", "shipped"):
+                        cfg = load_config(REPO / "params.yaml", [*DEMO_SETS, *(BEFORE[method] if tag == "before" else [])])
+                        demo[tag] = score(cfg, work / method, 0)
+                        print(method, tag, "demo", json.dumps(demo[tag]), flush=True)
+                    entry["demo"] = {**demo, "sets": list(DEMO_SETS), "winner": ranked({t: demo[t][metric] for t in demo})}
+                    entry["demo"]["agrees"] = None if real is None else entry["demo"]["winner"] == real_winner
+                result["methods"][method] = entry
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["seconds"] = round(time.perf_counter() - start, 1)
     args.out.write_text(json.dumps(result, indent=2, default=float))
     for method, r in result["methods"].items():
-        print(f"{method}: synthetic {r['metric']} before {r['synthetic']['before'][r['metric']]:.3f} / shipped "
-              f"{r['synthetic']['shipped'][r['metric']]:.3f} -> {r['synthetic_winner']}; real winner {r['real_winner']}; "
-              f"agrees {r['agrees']}")
+        print(f"{method}: synthetic {r['metric']} (mean of seeds {seeds}) before {r['synthetic']['before'][r['metric']]:.3f}"
+              f" / shipped {r['synthetic']['shipped'][r['metric']]:.3f} -> {r['synthetic_winner']} (per seed "
+              f"{r['per_seed_winners']}); real winner {r['real_winner']}; agrees {r['agrees']}")
+        if "demo" in r:
+            d = r["demo"]
+            print(f"  demo sizes, demo scenes: before {d['before'][r['metric']]:.3f} / shipped {d['shipped'][r['metric']]:.3f}"
+                  f" -> {d['winner']}; agrees {d['agrees']}")
     print(f"wrote {args.out}")
 
 
