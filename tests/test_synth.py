@@ -121,3 +121,47 @@ def test_activities_differ_in_limb_motion_and_appearance_varies(or_scenes):
     for c in first:
         c.close()
     assert np.abs(means[0] - means[1]).max() > 3  # the back wall under another light
+
+
+def _first_frames(videos):
+    out = []
+    for v in videos:
+        with av.open(str(v)) as c:
+            out.append(next(c.decode(c.streams.video[0])).to_ndarray(format="rgb24").astype(np.float32))
+    return out
+
+
+def test_variety_off_gives_one_look_and_a_subset_of_activities(tmp_path):
+    """`variety=False`: every video under the same light with the same clothing (what an untrained
+    backbone's sample needs); `activities` limits what people do; an unknown activity is named."""
+    import pytest
+
+    plain = generate_or_scenes(tmp_path / "plain", videos=3, frames=4, width=96, height=72, variety=False,
+                               activities=("walk", "wave"), seed=2)
+    assert plain["activities"] == ["wave", "walk"]
+    labels = {r["label"] for p in (tmp_path / "plain").rglob("annotation_clustering.json")
+              for r in json.loads(p.read_text())}
+    assert labels and labels <= {"wave", "walk"}
+    walls = [f[:10].reshape(-1, 3).mean(0) for f in _first_frames(sorted((tmp_path / "plain").glob("*/*.mp4")))]
+    assert max(np.abs(w - walls[0]).max() for w in walls) < 1.5  # one light for all (noise aside)
+    with pytest.raises(ValueError, match="jump"):
+        generate_or_scenes(tmp_path / "bad", videos=1, frames=2, activities=("jump",))
+
+
+def test_clips_frame_their_actor(tmp_path):
+    """A clip keeps a window of a zoomed room around its actor: the window lies in the room and holds
+    the person's median position; the person is drawn `zoom` times larger than in a scene."""
+    import pytest
+
+    from actionops.platform.synth import Room, _framing, _make_person
+
+    room = Room(2 * round(64 * 1.8 / 2), 2 * round(48 * 1.8 / 2))
+    for seed in range(8):
+        person = _make_person(1, ACTIVITIES[seed % 4], np.random.default_rng(seed))
+        x, y, w, h = _framing(room, person, 10, 10, 64, 48)
+        assert (w, h) == (64, 48) and 0 <= x <= room.width - w and 0 <= y <= room.height - h
+        cx, cy = np.median(np.concatenate([person.pose(i / 10, room) for i in range(10)]), axis=0)
+        assert x <= cx <= x + w and y <= cy <= y + h
+    assert room.person_height / 48 == pytest.approx(0.30 * 1.8, rel=0.02)
+    with pytest.raises(ValueError, match="zoom"):
+        generate_clips(tmp_path / "c", videos=1, frames=2, zoom=0.5)
