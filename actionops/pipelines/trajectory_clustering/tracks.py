@@ -1,0 +1,202 @@
+"""Dense trajectories (Wang et al. 2011; methods.md §5) from our own optical flow.
+
+Points are sampled on a grid every `step` px (at each scale of a pyramid), in textured places only
+(the smaller eigenvalue of the structure tensor above `quality` x its maximum in the frame), and
+tracked through the median-filtered flow: P_{t+1} = P_t + (M * w_t)(P_t). A track ends after
+`length` frames (or at the border); a new point is sampled where no track runs. A finished track is
+kept unless it is static (its points' spread under `min_spread` px) or erratic (one step longer than
+`max_step_share` of the whole path). Each kept trajectory gets:
+
+- shape: its `length` displacement vectors divided by the sum of their magnitudes (2 L values);
+- HOF (9 bins: 8 orientations + no motion), MBHx, MBHy (8 bins each: orientations of the flow's x /
+  y component gradients, magnitude-weighted) in the space-time tube around it: `tube` px square
+  (scaled), split into `nxy` x `nxy` x `nt` cells, each cell's histogram L2-normalised.
+
+Tracking and the tube descriptors are written here (no library offers them); flow, median
+filtering and gradients come from OpenCV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    step: int = 5  # grid spacing (px, at each scale)
+    scales: int = 1  # pyramid levels, each 1/sqrt(2) of the one above
+    length: int = 15  # frames a trajectory is tracked (L)
+    median: int = 3  # median filter kernel on the flow
+    quality: float = 0.001  # texture threshold: min eigenvalue > quality x the frame's max
+    min_spread: float = 1.0  # px: a track whose points stay within this is static (dropped)
+    max_step_share: float = 0.7  # one step longer than this share of the whole path: erratic (dropped)
+    tube: int = 32  # px square around the track at scale 1
+    nxy: int = 2
+    nt: int = 3
+
+    def descriptor_spec(self) -> dict:
+        """What a Fisher model fitted on these descriptors must match."""
+        return {"kind": "dense-trajectories", **asdict(self), "parts": {"shape": 2 * self.length,
+                "hof": self.nxy * self.nxy * self.nt * 9, "mbhx": self.nxy * self.nxy * self.nt * 8,
+                "mbhy": self.nxy * self.nxy * self.nt * 8}}
+
+    @property
+    def dim(self) -> int:
+        return sum(self.descriptor_spec()["parts"].values())
+
+
+def _textured(gray: np.ndarray, step: int, quality: float) -> np.ndarray:
+    """Grid points (x, y) every `step` px whose structure tensor has a large enough small eigenvalue."""
+    import cv2
+
+    eig = cv2.cornerMinEigenVal(gray.astype(np.float32), 3)
+    h, w = gray.shape
+    ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
+    ok = eig[ys, xs] > quality * max(float(eig.max()), 1e-12)
+    return np.stack([xs[ok], ys[ok]], axis=1).astype(np.float32)
+
+
+def track(gray: np.ndarray, flow: np.ndarray, spec: TrackSpec = TrackSpec()) -> list[dict]:
+    """(T, H, W) grayscale frames and (T-1, H, W, 2) flow from frame t to t+1, at one scale ->
+    kept trajectories: {"start": first frame, "points": (L+1, 2) float32 (x, y)}."""
+    import cv2
+
+    t_count, h, w = gray.shape
+    flows = [cv2.medianBlur(np.ascontiguousarray(f[..., c]).astype(np.float32), spec.median)
+             for f in flow for c in (0, 1)]
+    flows = np.stack(flows).reshape(len(flow), 2, h, w)
+    active: list[tuple[int, list[np.ndarray]]] = []  # (start, points so far)
+    done: list[dict] = []
+    occupied = np.zeros((h, w), bool)
+    for t in range(t_count - 1):
+        # new points where no track runs near
+        occupied[:] = False
+        for _, pts in active:
+            x, y = pts[-1]
+            occupied[int(min(max(y, 0), h - 1)), int(min(max(x, 0), w - 1))] = True
+        if spec.step > 1:
+            near = cv2.dilate(occupied.astype(np.uint8), np.ones((spec.step, spec.step), np.uint8)) > 0
+        else:
+            near = occupied
+        for x, y in _textured(gray[t], spec.step, spec.quality):
+            if not near[int(y), int(x)]:
+                active.append((t, [np.array([x, y], np.float32)]))
+        fx, fy = flows[t]
+        still = []
+        for start, pts in active:
+            x, y = pts[-1]
+            xi, yi = int(round(float(x))), int(round(float(y)))
+            if not (0 <= xi < w and 0 <= yi < h):
+                continue
+            nxt = pts[-1] + np.array([fx[yi, xi], fy[yi, xi]], np.float32)
+            if not (0 <= nxt[0] < w and 0 <= nxt[1] < h):
+                continue  # left the frame: dropped unfinished
+            pts.append(nxt)
+            if len(pts) == spec.length + 1:
+                points = np.stack(pts)
+                if _kept(points, spec):
+                    done.append({"start": start, "points": points})
+            else:
+                still.append((start, pts))
+        active = still
+    return done
+
+
+def _kept(points: np.ndarray, spec: TrackSpec) -> bool:
+    steps = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    if max(float(np.std(points[:, 0])), float(np.std(points[:, 1]))) < spec.min_spread / 2:
+        return False  # static
+    total = float(steps.sum())
+    return total > 0 and float(steps.max()) <= spec.max_step_share * total  # not erratic
+
+
+def shape_descriptor(points: np.ndarray) -> np.ndarray:
+    d = np.diff(points, axis=0)
+    return (d / max(float(np.linalg.norm(d, axis=1).sum()), 1e-8)).ravel().astype(np.float32)
+
+
+def _orientation_hist(dx: np.ndarray, dy: np.ndarray, bins: int, still: float | None) -> np.ndarray:
+    mag = np.hypot(dx, dy)
+    ang = np.mod(np.arctan2(dy, dx), 2 * np.pi) / (2 * np.pi) * bins
+    idx = np.clip(ang.astype(int), 0, bins - 1)
+    hist = np.zeros(bins + (still is not None), np.float64)
+    if still is not None:
+        moving = mag > still
+        hist[bins] = float((~moving).sum())
+        np.add.at(hist, idx[moving], mag[moving])
+    else:
+        np.add.at(hist, idx.ravel(), mag.ravel())
+    return hist
+
+
+def tube_descriptors(flow: np.ndarray, traj: dict, spec: TrackSpec, scale: float = 1.0) -> np.ndarray:
+    """HOF, MBHx, MBHy of the space-time tube around `traj` (concatenated; each cell L2-normalised)."""
+    import cv2
+
+    _, h, w, _ = flow.shape
+    half = spec.tube * scale / 2
+    cells = {"hof": [], "mbhx": [], "mbhy": []}
+    frames = np.arange(spec.length)
+    for chunk in np.array_split(frames, spec.nt):
+        acc = {k: np.zeros((spec.nxy, spec.nxy, n)) for k, n in (("hof", 9), ("mbhx", 8), ("mbhy", 8))}
+        for i in chunk:
+            t = traj["start"] + i
+            cx, cy = traj["points"][i]
+            x0, y0 = int(round(cx - half)), int(round(cy - half))
+            x1, y1 = x0 + int(round(2 * half)), y0 + int(round(2 * half))
+            x0c, y0c, x1c, y1c = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+            if x1c - x0c < spec.nxy or y1c - y0c < spec.nxy:
+                continue
+            f = flow[t, y0c:y1c, x0c:x1c]
+            grads = [(cv2.Sobel(np.ascontiguousarray(f[..., c]), cv2.CV_32F, 1, 0, ksize=1),
+                      cv2.Sobel(np.ascontiguousarray(f[..., c]), cv2.CV_32F, 0, 1, ksize=1)) for c in (0, 1)]
+            ys = np.linspace(0, y1c - y0c, spec.nxy + 1).astype(int)
+            xs = np.linspace(0, x1c - x0c, spec.nxy + 1).astype(int)
+            for a in range(spec.nxy):
+                for b in range(spec.nxy):
+                    sl = (slice(ys[a], ys[a + 1]), slice(xs[b], xs[b + 1]))
+                    acc["hof"][a, b] += _orientation_hist(f[sl][..., 0], f[sl][..., 1], 8, still=0.1 * scale)
+                    acc["mbhx"][a, b] += _orientation_hist(grads[0][0][sl], grads[0][1][sl], 8, None)
+                    acc["mbhy"][a, b] += _orientation_hist(grads[1][0][sl], grads[1][1][sl], 8, None)
+        for k, v in acc.items():
+            norms = np.linalg.norm(v, axis=2, keepdims=True)
+            cells[k].append((v / np.maximum(norms, 1e-8)).reshape(-1))
+    return np.concatenate([np.concatenate(cells[k]) for k in ("hof", "mbhx", "mbhy")]).astype(np.float32)
+
+
+def dense_trajectories(frames_gray: np.ndarray, flow: np.ndarray, spec: TrackSpec = TrackSpec(),
+                       boxes: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Trajectories and descriptors of one video (or frame range) at every scale of `spec`.
+
+    frames_gray (T, H, W) uint8, flow (T-1, H, W, 2) from t to t+1. `boxes` (optional): frame ->
+    (P, 4) person boxes x1, y1, x2, y2; a trajectory is kept only if its middle point lies in a box
+    of its middle frame. Returns (info (N, 5): start, scale, x, y of the middle point, length of the
+    path; descriptors (N, spec.dim))."""
+    import cv2
+
+    infos, descs = [], []
+    t_count, h, w = frames_gray.shape
+    for level in range(spec.scales):
+        s = (1 / np.sqrt(2)) ** level
+        if s == 1:
+            g, f = frames_gray, flow
+        else:
+            size = (max(8, int(round(w * s))), max(8, int(round(h * s))))
+            g = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in frames_gray])
+            f = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) * s for x in flow])
+        for traj in track(g, f, spec):
+            mid = traj["points"][spec.length // 2] / s
+            frame = traj["start"] + spec.length // 2
+            if boxes is not None:
+                inside = boxes.get(frame)
+                if inside is None or not np.any((inside[:, 0] <= mid[0]) & (mid[0] <= inside[:, 2])
+                                                & (inside[:, 1] <= mid[1]) & (mid[1] <= inside[:, 3])):
+                    continue
+            path = float(np.linalg.norm(np.diff(traj["points"], axis=0), axis=1).sum() / s)
+            infos.append([traj["start"], s, mid[0], mid[1], path])
+            descs.append(np.concatenate([shape_descriptor(traj["points"]), tube_descriptors(f, traj, spec, s)]))
+    if not descs:
+        return np.zeros((0, 5), np.float32), np.zeros((0, spec.dim), np.float32)
+    return np.asarray(infos, np.float32), np.stack(descs)
