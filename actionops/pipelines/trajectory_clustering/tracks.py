@@ -60,47 +60,48 @@ def _textured(gray: np.ndarray, step: int, quality: float) -> np.ndarray:
 
 def track(gray: np.ndarray, flow: np.ndarray, spec: TrackSpec = TrackSpec()) -> list[dict]:
     """(T, H, W) grayscale frames and (T-1, H, W, 2) flow from frame t to t+1, at one scale ->
-    kept trajectories: {"start": first frame, "points": (L+1, 2) float32 (x, y)}."""
+    kept trajectories: {"start": first frame, "points": (L+1, 2) float32 (x, y)}. All points of a
+    frame advance together (arrays, no loop per point)."""
     import cv2
 
     t_count, h, w = gray.shape
-    flows = [cv2.medianBlur(np.ascontiguousarray(f[..., c]).astype(np.float32), spec.median)
-             for f in flow for c in (0, 1)]
-    flows = np.stack(flows).reshape(len(flow), 2, h, w)
-    active: list[tuple[int, list[np.ndarray]]] = []  # (start, points so far)
+    length = spec.length
+    paths = np.zeros((0, length + 1, 2), np.float32)  # active tracks, filled up to `ages`
+    ages = np.zeros(0, int)  # points tracked so far (1 .. length)
+    starts = np.zeros(0, int)
     done: list[dict] = []
-    occupied = np.zeros((h, w), bool)
+    kernel = np.ones((spec.step, spec.step), np.uint8)
     for t in range(t_count - 1):
-        # new points where no track runs near
-        occupied[:] = False
-        for _, pts in active:
-            x, y = pts[-1]
-            occupied[int(min(max(y, 0), h - 1)), int(min(max(x, 0), w - 1))] = True
-        if spec.step > 1:
-            near = cv2.dilate(occupied.astype(np.uint8), np.ones((spec.step, spec.step), np.uint8)) > 0
-        else:
-            near = occupied
-        for x, y in _textured(gray[t], spec.step, spec.quality):
-            if not near[int(y), int(x)]:
-                active.append((t, [np.array([x, y], np.float32)]))
-        fx, fy = flows[t]
-        still = []
-        for start, pts in active:
-            x, y = pts[-1]
-            xi, yi = int(round(float(x))), int(round(float(y)))
-            if not (0 <= xi < w and 0 <= yi < h):
-                continue
-            nxt = pts[-1] + np.array([fx[yi, xi], fy[yi, xi]], np.float32)
-            if not (0 <= nxt[0] < w and 0 <= nxt[1] < h):
-                continue  # left the frame: dropped unfinished
-            pts.append(nxt)
-            if len(pts) == spec.length + 1:
-                points = np.stack(pts)
-                if _kept(points, spec):
-                    done.append({"start": start, "points": points})
-            else:
-                still.append((start, pts))
-        active = still
+        # new points on the grid where no track runs near
+        occupied = np.zeros((h, w), np.uint8)
+        if len(paths):
+            last = paths[np.arange(len(paths)), ages - 1]
+            occupied[np.clip(last[:, 1].astype(int), 0, h - 1), np.clip(last[:, 0].astype(int), 0, w - 1)] = 1
+        near = cv2.dilate(occupied, kernel) > 0 if spec.step > 1 else occupied > 0
+        fresh = _textured(gray[t], spec.step, spec.quality)
+        fresh = fresh[~near[fresh[:, 1].astype(int), fresh[:, 0].astype(int)]]
+        if len(fresh):
+            block = np.zeros((len(fresh), length + 1, 2), np.float32)
+            block[:, 0] = fresh
+            paths, ages, starts = (np.concatenate([paths, block]), np.concatenate([ages, np.ones(len(fresh), int)]),
+                                   np.concatenate([starts, np.full(len(fresh), t)]))
+        if not len(paths):
+            continue
+        fx, fy = (cv2.medianBlur(np.ascontiguousarray(flow[t][..., c]).astype(np.float32), spec.median) for c in (0, 1))
+        last = paths[np.arange(len(paths)), ages - 1]
+        xi, yi = np.rint(last[:, 0]).astype(int), np.rint(last[:, 1]).astype(int)
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        xi, yi = np.clip(xi, 0, w - 1), np.clip(yi, 0, h - 1)
+        nxt = last + np.stack([fx[yi, xi], fy[yi, xi]], axis=1)
+        inside &= (nxt[:, 0] >= 0) & (nxt[:, 0] < w) & (nxt[:, 1] >= 0) & (nxt[:, 1] < h)  # left: dropped unfinished
+        paths[np.arange(len(paths)), np.minimum(ages, length)] = nxt
+        ages = ages + 1
+        finished = inside & (ages == length + 1)
+        for k in np.flatnonzero(finished):
+            if _kept(paths[k], spec):
+                done.append({"start": int(starts[k]), "points": paths[k].copy()})
+        keep = inside & ~finished
+        paths, ages, starts = paths[keep], ages[keep], starts[keep]
     return done
 
 
