@@ -118,53 +118,72 @@ def shape_descriptor(points: np.ndarray) -> np.ndarray:
     return (d / max(float(np.linalg.norm(d, axis=1).sum()), 1e-8)).ravel().astype(np.float32)
 
 
-def _orientation_hist(dx: np.ndarray, dy: np.ndarray, bins: int, still: float | None) -> np.ndarray:
+def _binned(dx: np.ndarray, dy: np.ndarray, bins: int, still: float | None) -> np.ndarray:
+    """(H, W, bins [+1]) magnitude in each orientation bin per pixel; with `still`, one more bin
+    counting the pixels that move less than `still`."""
     mag = np.hypot(dx, dy)
-    ang = np.mod(np.arctan2(dy, dx), 2 * np.pi) / (2 * np.pi) * bins
-    idx = np.clip(ang.astype(int), 0, bins - 1)
-    hist = np.zeros(bins + (still is not None), np.float64)
+    idx = np.clip((np.mod(np.arctan2(dy, dx), 2 * np.pi) / (2 * np.pi) * bins).astype(int), 0, bins - 1)
+    out = np.zeros((*dx.shape, bins + (still is not None)), np.float64)
     if still is not None:
         moving = mag > still
-        hist[bins] = float((~moving).sum())
-        np.add.at(hist, idx[moving], mag[moving])
+        np.put_along_axis(out, idx[..., None], np.where(moving, mag, 0)[..., None], axis=2)
+        out[..., bins] = ~moving
     else:
-        np.add.at(hist, idx.ravel(), mag.ravel())
-    return hist
+        np.put_along_axis(out, idx[..., None], mag[..., None], axis=2)
+    return out
 
 
-def tube_descriptors(flow: np.ndarray, traj: dict, spec: TrackSpec, scale: float = 1.0) -> np.ndarray:
-    """HOF, MBHx, MBHy of the space-time tube around `traj` (concatenated; each cell L2-normalised)."""
+def _integral(flow_t: np.ndarray, scale: float) -> np.ndarray:
+    """(H+1, W+1, 25) integral images of one frame's HOF (9), MBHx (8) and MBHy (8) bin maps."""
     import cv2
 
+    fx, fy = (np.ascontiguousarray(flow_t[..., c]).astype(np.float32) for c in (0, 1))
+    maps = [_binned(fx, fy, 8, still=0.1 * scale)]
+    for comp in (fx, fy):
+        maps.append(_binned(cv2.Sobel(comp, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(comp, cv2.CV_32F, 0, 1, ksize=1), 8, None))
+    stacked = np.concatenate(maps, axis=2)
+    out = np.zeros((stacked.shape[0] + 1, stacked.shape[1] + 1, stacked.shape[2]))
+    out[1:, 1:] = stacked.cumsum(0).cumsum(1)
+    return out
+
+
+def tube_descriptors(flow: np.ndarray, trajs: list[dict], spec: TrackSpec, scale: float = 1.0) -> np.ndarray:
+    """HOF, MBHx, MBHy of the space-time tube around each trajectory: (N, 25 nxy^2 nt), each cell's
+    histogram L2-normalised. Cell sums come from per-frame integral histograms (one pass per frame,
+    O(1) per cell), as in the reference implementation."""
+    n = len(trajs)
+    cells = np.zeros((n, spec.nt, spec.nxy, spec.nxy, 25))
+    if not n:
+        return np.zeros((0, 25 * spec.nxy * spec.nxy * spec.nt), np.float32)
     _, h, w, _ = flow.shape
     half = spec.tube * scale / 2
-    cells = {"hof": [], "mbhx": [], "mbhy": []}
-    frames = np.arange(spec.length)
-    for chunk in np.array_split(frames, spec.nt):
-        acc = {k: np.zeros((spec.nxy, spec.nxy, n)) for k, n in (("hof", 9), ("mbhx", 8), ("mbhy", 8))}
-        for i in chunk:
-            t = traj["start"] + i
-            cx, cy = traj["points"][i]
-            x0, y0 = int(round(cx - half)), int(round(cy - half))
-            x1, y1 = x0 + int(round(2 * half)), y0 + int(round(2 * half))
-            x0c, y0c, x1c, y1c = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-            if x1c - x0c < spec.nxy or y1c - y0c < spec.nxy:
-                continue
-            f = flow[t, y0c:y1c, x0c:x1c]
-            grads = [(cv2.Sobel(np.ascontiguousarray(f[..., c]), cv2.CV_32F, 1, 0, ksize=1),
-                      cv2.Sobel(np.ascontiguousarray(f[..., c]), cv2.CV_32F, 0, 1, ksize=1)) for c in (0, 1)]
-            ys = np.linspace(0, y1c - y0c, spec.nxy + 1).astype(int)
-            xs = np.linspace(0, x1c - x0c, spec.nxy + 1).astype(int)
-            for a in range(spec.nxy):
-                for b in range(spec.nxy):
-                    sl = (slice(ys[a], ys[a + 1]), slice(xs[b], xs[b + 1]))
-                    acc["hof"][a, b] += _orientation_hist(f[sl][..., 0], f[sl][..., 1], 8, still=0.1 * scale)
-                    acc["mbhx"][a, b] += _orientation_hist(grads[0][0][sl], grads[0][1][sl], 8, None)
-                    acc["mbhy"][a, b] += _orientation_hist(grads[1][0][sl], grads[1][1][sl], 8, None)
-        for k, v in acc.items():
-            norms = np.linalg.norm(v, axis=2, keepdims=True)
-            cells[k].append((v / np.maximum(norms, 1e-8)).reshape(-1))
-    return np.concatenate([np.concatenate(cells[k]) for k in ("hof", "mbhx", "mbhy")]).astype(np.float32)
+    chunk_of = np.concatenate([np.full(len(c), k) for k, c in enumerate(np.array_split(np.arange(spec.length), spec.nt))])
+    starts = np.array([t["start"] for t in trajs])
+    points = np.stack([t["points"] for t in trajs])
+    edges = np.linspace(0, 1, spec.nxy + 1)
+    for frame in range(int(starts.min()), min(int(starts.max()) + spec.length, len(flow))):
+        step = frame - starts
+        on = np.flatnonzero((step >= 0) & (step < spec.length))
+        if not len(on):
+            continue
+        integral = _integral(flow[frame], scale)
+        centre = points[on, step[on]]
+        x0 = np.clip(np.rint(centre[:, 0] - half), 0, w).astype(int)
+        y0 = np.clip(np.rint(centre[:, 1] - half), 0, h).astype(int)
+        x1 = np.clip(np.rint(centre[:, 0] - half) + round(2 * half), 0, w).astype(int)
+        y1 = np.clip(np.rint(centre[:, 1] - half) + round(2 * half), 0, h).astype(int)
+        for a in range(spec.nxy):
+            ya, yb = (y0 + (y1 - y0) * edges[a]).astype(int), (y0 + (y1 - y0) * edges[a + 1]).astype(int)
+            for b in range(spec.nxy):
+                xa, xb = (x0 + (x1 - x0) * edges[b]).astype(int), (x0 + (x1 - x0) * edges[b + 1]).astype(int)
+                box = integral[yb, xb] - integral[ya, xb] - integral[yb, xa] + integral[ya, xa]
+                cells[on, chunk_of[step[on]], a, b] += box
+    parts = []
+    for lo, hi in ((0, 9), (9, 17), (17, 25)):
+        part = cells[..., lo:hi]
+        part = part / np.maximum(np.linalg.norm(part, axis=-1, keepdims=True), 1e-8)
+        parts.append(part.reshape(n, -1))
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def dense_trajectories(frames_gray: np.ndarray, flow: np.ndarray, spec: TrackSpec = TrackSpec(),
@@ -187,6 +206,7 @@ def dense_trajectories(frames_gray: np.ndarray, flow: np.ndarray, spec: TrackSpe
             size = (max(8, int(round(w * s))), max(8, int(round(h * s))))
             g = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in frames_gray])
             f = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) * s for x in flow])
+        kept = []
         for traj in track(g, f, spec):
             mid = traj["points"][spec.length // 2] / s
             frame = traj["start"] + spec.length // 2
@@ -197,7 +217,10 @@ def dense_trajectories(frames_gray: np.ndarray, flow: np.ndarray, spec: TrackSpe
                     continue
             path = float(np.linalg.norm(np.diff(traj["points"], axis=0), axis=1).sum() / s)
             infos.append([traj["start"], s, mid[0], mid[1], path])
-            descs.append(np.concatenate([shape_descriptor(traj["points"]), tube_descriptors(f, traj, spec, s)]))
+            kept.append(traj)
+        if kept:
+            shapes = np.stack([shape_descriptor(t["points"]) for t in kept])
+            descs.append(np.concatenate([shapes, tube_descriptors(f, kept, spec, s)], axis=1))
     if not descs:
         return np.zeros((0, 5), np.float32), np.zeros((0, spec.dim), np.float32)
-    return np.asarray(infos, np.float32), np.stack(descs)
+    return np.asarray(infos, np.float32), np.concatenate(descs)
