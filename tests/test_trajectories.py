@@ -97,3 +97,24 @@ def test_fisher_model_refuses_descriptors_of_another_spec(tmp_path):
     assert "video_007 descriptors" in str(err.value) and "length" in str(err.value)
     with pytest.raises(DataError, match="cannot fit a GMM of 256"):
         fit_fisher_model(rng.normal(size=(50, 12)), spec, components=256)
+
+
+def test_cluster_table_survives_a_removed_video_without_shifting_labels():
+    from actionops.pipelines.trajectory_clustering.clusters import cluster_table, table_scores
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(3, 16)) * 5
+    ids = [f"v{i:02d}" for i in range(12)]
+    truth = {v: f"class{i % 3}" for i, v in enumerate(ids)}
+    vectors = np.stack([centres[i % 3] + rng.normal(size=16) * 0.3 for i in range(12)])
+    shuffled = rng.permutation(12)  # the input order does not matter either
+    full = cluster_table([ids[i] for i in shuffled], vectors[shuffled], 3, seed=0)
+    assert list(full.columns) == ["video_id", "cluster"] and list(full["video_id"]) == sorted(ids)
+    assert table_scores(full, truth) == {"videos": 12, "unlabelled": 0, "purity": 1.0, "nmi": pytest.approx(1.0)}
+    gone = "v04"  # say it failed to decode: the others keep their clusters
+    keep = [i for i in range(12) if ids[i] != gone]
+    fewer = cluster_table([ids[i] for i in keep], vectors[keep], 3, seed=0)
+    before = dict(zip(full["video_id"], full["cluster"]))
+    assert all(before[v] == c for v, c in zip(fewer["video_id"], fewer["cluster"]))
+    with pytest.raises(DataError, match="2 videos cannot make 3 clusters"):
+        cluster_table(ids[:2], vectors[:2], 3)
