@@ -118,3 +118,23 @@ def test_cluster_table_survives_a_removed_video_without_shifting_labels():
     assert all(before[v] == c for v, c in zip(fewer["video_id"], fewer["cluster"]))
     with pytest.raises(DataError, match="2 videos cannot make 3 clusters"):
         cluster_table(ids[:2], vectors[:2], 3)
+
+
+def test_per_part_fisher_vectors_round_trip_and_check_the_spec(tmp_path):
+    from actionops.pipelines.trajectory_clustering.fisher import PartsFisher, fit_parts
+
+    spec = TrackSpec(length=4, nt=1).descriptor_spec()
+    dim = sum(spec["parts"].values())
+    rng = np.random.default_rng(1)
+    model = fit_parts(rng.normal(size=(300, dim)), spec, components=2, keep=0.5)
+    assert list(model.parts) == ["shape", "hof", "mbhx", "mbhy"]
+    x = rng.normal(size=(20, dim))
+    fv = model.encode(x, spec)
+    expected = 2 * 2 * sum(max(1, s // 2) for s in spec["parts"].values())
+    assert fv.shape == (expected,) and np.linalg.norm(fv) == pytest.approx(1.0, abs=1e-5)
+    model.save(tmp_path / "fisher")
+    np.testing.assert_allclose(PartsFisher.load(tmp_path / "fisher").encode(x, spec), fv, rtol=1e-5)
+    with pytest.raises(DataError, match="another descriptor spec"):
+        model.encode(x, TrackSpec(length=4, nt=2).descriptor_spec())
+    only = fit_parts(rng.normal(size=(300, dim)), spec, parts=("mbhx", "mbhy"), components=2)
+    assert list(only.parts) == ["mbhx", "mbhy"]

@@ -115,10 +115,70 @@ def fit_fisher_model(sample: np.ndarray, spec: dict, *, components: int = 256, k
     if len(sample) < components:
         raise DataError(f"{len(sample)} descriptors cannot fit a GMM of {components} components",
                         "lower the component count (trajectories.gmm_components) or give more video")
-    pca = PCA(n_components=keep if isinstance(keep, float) and keep < 1 else int(keep), random_state=seed).fit(sample)
+    n = keep if isinstance(keep, float) and keep < 1 else min(int(keep), sample.shape[1], len(sample))
+    pca = PCA(n_components=n, random_state=seed).fit(sample)
     gmm = GaussianMixture(components, covariance_type="diag", random_state=seed, reg_covar=1e-4,
                           max_iter=100).fit(pca.transform(sample))
     return FisherModel(spec=dict(spec), pca_mean=pca.mean_, pca_components=pca.components_, weights=gmm.weights_,
                        means=gmm.means_, variances=gmm.covariances_,
                        info={"explained_variance": float(pca.explained_variance_ratio_.sum()),
                              "dims": int(pca.n_components_), "samples": int(len(sample))})
+
+
+@dataclass
+class PartsFisher:
+    """One PCA + GMM per descriptor part (shape, HOF, MBHx, MBHy, as the reference does); a video's
+    vector is the parts' Fisher vectors concatenated and L2-normalised. `spec["parts"]` gives each
+    part's size, in order. On the 36 Weizmann videos (4 classes), per part with K=16 and half the
+    dimensions kept, faiss k-means (k=4, 10 restarts) gave NMI 0.75-1.0 over 3 GMM x 3 k-means
+    seeds (median 1.0). One model over the whole descriptor gave 0.75 at K=16 and 0.45 at K=64. This
+    was an exploration, not yet a benchmark file."""
+
+    spec: dict
+    parts: dict[str, FisherModel]
+
+    def _bounds(self) -> dict[str, tuple[int, int]]:
+        out, start = {}, 0
+        for name, size in self.spec["parts"].items():
+            out[name] = (start, start + size)
+            start += size
+        return out
+
+    def encode(self, x: np.ndarray, spec: dict, source: str = "descriptors") -> np.ndarray:
+        FisherModel.check_spec(self, spec, source)  # type: ignore[arg-type]
+        bounds = self._bounds()
+        fv = np.concatenate([m.encode(np.asarray(x)[:, slice(*bounds[n])], m.spec, source) for n, m in self.parts.items()])
+        return (fv / max(float(np.linalg.norm(fv)), 1e-12)).astype(np.float32)
+
+    def save(self, folder: str | Path) -> None:
+        import json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "spec.json").write_text(json.dumps({"spec": self.spec, "parts": list(self.parts)}))  # part order matters
+        for name, model in self.parts.items():
+            model.save(folder / f"{name}.npz")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PartsFisher:
+        import json
+
+        folder = Path(folder)
+        meta = json.loads((folder / "spec.json").read_text())
+        return cls(spec=meta["spec"], parts={n: FisherModel.load(folder / f"{n}.npz") for n in meta["parts"]})
+
+
+def fit_parts(sample: np.ndarray, spec: dict, *, parts: tuple[str, ...] | None = None, components: int = 16,
+              keep: float = 0.5, seed: int = 0) -> PartsFisher:
+    """A PCA (keeping `keep` of each part's dimensions) + diagonal GMM per part of `spec["parts"]`
+    (all, or those named in `parts`)."""
+    sizes, start, models = spec["parts"], 0, {}
+    for name, size in sizes.items():
+        if parts is None or name in parts:
+            models[name] = fit_fisher_model(np.asarray(sample)[:, start:start + size], {"part": name, "size": size},
+                                            components=components, keep=max(1, int(size * keep)), seed=seed)
+        start += size
+    if not models:
+        raise DataError(f"none of the parts {list(parts or ())} is in the descriptor ({', '.join(sizes)})",
+                        "name parts of the descriptor spec")
+    return PartsFisher(spec=dict(spec), parts=models)
