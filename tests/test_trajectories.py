@@ -138,3 +138,30 @@ def test_per_part_fisher_vectors_round_trip_and_check_the_spec(tmp_path):
         model.encode(x, TrackSpec(length=4, nt=2).descriptor_spec())
     only = fit_parts(rng.normal(size=(300, dim)), spec, parts=("mbhx", "mbhy"), components=2)
     assert list(only.parts) == ["mbhx", "mbhy"]
+
+
+def test_extraction_on_ray_writes_parquet_per_video_resumes_and_reports_bad_videos(ray_local, tmp_path):
+    from actionops.pipelines.trajectory_clustering.extract import extract_trajectories, parquet_name, read_descriptors
+    from actionops.platform.synth import generate_clips
+
+    generate_clips(tmp_path / "clips", videos=4, frames=20, width=64, height=48, seed=1)
+    generate_clips(tmp_path / "short", videos=1, frames=6, width=64, height=48, seed=2)
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    rows = [{"video_id": p.parent.name + "/" + p.stem, "path": str(p)} for p in sorted((tmp_path / "clips").rglob("*.mp4"))]
+    rows += [{"video_id": "short", "path": str(next((tmp_path / "short").rglob("*.mp4")))},
+             {"video_id": "broken", "path": str(tmp_path / "broken.mp4")}]
+    spec = TrackSpec(step=4, length=8)
+    report = extract_trajectories(rows, tmp_path / "traj", spec)
+    status = {r["video_id"]: r for r in report["videos"]}
+    assert report["counts"] == {"done": 4, "up to date": 0, "skipped": 1, "failed": 1}, report["videos"]
+    assert "too short" in status["short"]["reason"] and status["broken"]["reason"]
+    first = rows[0]["video_id"]
+    vid, desc = read_descriptors(tmp_path / "traj" / parquet_name(first))
+    assert vid == first and desc.shape == (status[first]["trajectories"], spec.dim) and len(desc) > 0
+    plain = extract_trajectories(rows[:1], tmp_path / "plain", spec, use_ray=False)  # the same without Ray
+    np.testing.assert_array_equal(read_descriptors(tmp_path / "plain" / parquet_name(first))[1], desc)
+    assert plain["counts"]["done"] == 1
+    again = extract_trajectories(rows, tmp_path / "traj", spec)  # resumes: nothing recomputed
+    assert again["counts"]["up to date"] == 4 and again["counts"]["done"] == 0
+    other = extract_trajectories(rows[:1], tmp_path / "traj", TrackSpec(step=4, length=6))
+    assert other["counts"]["done"] == 1 and len(list((tmp_path / "traj").glob("*.parquet"))) == 1  # old spec's files gone
