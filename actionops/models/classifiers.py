@@ -5,6 +5,7 @@ MLflow pyfunc path).
 
     tsm_resnet18        ResNet-18 with a temporal shift (fold_div 8) before each stage, mean consensus
     r2plus1d_18         torchvision R(2+1)D-18
+    r3d_18              torchvision 3D ResNet-18 (the backbone `train pretrain` pretrains: video_pretrained)
     cnn_lstm_resnet18   ResNet-18 frame encoder -> LSTM 512 -> temporal mean -> dropout 0.2 -> linear
     x3d_xs              pytorchvideo X3D (XS/S architecture) with an adaptive head pool
     slow_r50            pytorchvideo Slow-only ResNet-50 with an adaptive head pool
@@ -27,7 +28,7 @@ from torch import nn
 from actionops.errors import ActionopsError
 from actionops.models.registry import register_model
 
-CLASSIFIERS = ("tsm_resnet18", "r2plus1d_18", "cnn_lstm_resnet18", "x3d_xs", "slow_r50", "vivit_tiny", "slowfast_r50")
+CLASSIFIERS = ("tsm_resnet18", "r2plus1d_18", "r3d_18", "cnn_lstm_resnet18", "x3d_xs", "slow_r50", "vivit_tiny", "slowfast_r50")
 
 
 class ClipClassifier(nn.Module):
@@ -116,6 +117,24 @@ class R2Plus1D18(ClipClassifier):
 def r2plus1d_18(*, num_classes: int, num_frames: int = 16, image_size: int = 112) -> ClipClassifier:
     """torchvision R(2+1)D-18 (adaptive pooling: any T and size)."""
     return R2Plus1D18(num_classes)
+
+
+class R3D18(ClipClassifier):
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        from torchvision.models.video import r3d_18
+
+        self.net = r3d_18(weights=None, num_classes=num_classes)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.net(clip.transpose(1, 2))  # (B, 3, T, H, W)
+
+
+@register_model("r3d_18")
+def r3d_18(*, num_classes: int, num_frames: int = 16, image_size: int = 112) -> ClipClassifier:
+    """torchvision 3D ResNet-18 (adaptive pooling: any T and size); the architecture of
+    `video_pretrained`, whose weights it takes with --weights models:/video-pretrained@ALIAS."""
+    return R3D18(num_classes)
 
 
 # ----------------------------------------------------------------------------- CNN-LSTM

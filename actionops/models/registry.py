@@ -12,7 +12,7 @@ from actionops.errors import ActionopsError
 _BUILDERS: dict[str, Callable[..., Any]] = {}
 # Family modules whose import registers builders (kept light: torch only).
 _FAMILIES = ("actionops.models.autoencoder3d", "actionops.models.dec", "actionops.models.classifiers",
-             "actionops.models.embedding", "actionops.models.seq2seq")
+             "actionops.models.embedding", "actionops.models.seq2seq", "actionops.models.pretrain")
 
 
 def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -116,7 +116,12 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
     model = create_model(name, **args)  # fails here, on the driver, for an unknown name or bad size
     init_path = None
     if c.weights:
-        report = load_weights(model, weights_state(c.weights), c.weights)
+        from actionops.models.pretrain import check_consumer
+
+        initial = weights_state(c.weights)
+        check_consumer(initial, c.weights, model=c.model, num_frames=c.num_frames, size=c.size, clip_input=c.clip_input,
+                       keys={k: f"classifier.{k}" for k in ("model", "num_frames", "size", "clip_input")})
+        report = load_weights(model, initial, c.weights)
         ctx.say(f"weights: {report['loaded']} tensors from {c.weights}, {len(report['skipped'])} skipped (new head)")
         init_path = save_checkpoint(ctx.out / "init.pt", model.state_dict())
     frozen = freeze_until(model, c.freeze_until) if c.freeze_until else 0
