@@ -46,8 +46,11 @@ def main() -> None:
     parser.add_argument("--ir-epochs", type=int, default=6)
     parser.add_argument("--la-epochs", type=int, default=3)
     parser.add_argument("--clips-per-video", type=int, default=2)
-    parser.add_argument("--finetune-epochs", type=int, default=8)
+    parser.add_argument("--finetune-epochs", type=int, default=8, help="0: no fine-tuning (frozen-feature scores only)")
+    parser.add_argument("--out", default="pretrain_real.json", help="results file name under benchmarks/results")
     parser.add_argument("--synth", type=int, default=12)
+    parser.add_argument("--trajectories-only", action="store_true",
+                        help="rerun part 1 only and update it in the existing results file")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="extra overrides (section.key=value)")
     args = parser.parse_args()
     src = SHARED / "weizmann4"
@@ -73,7 +76,7 @@ def main() -> None:
     result: dict = {"machine": machine(("ray", "torch", "faiss-cpu", "scikit-learn", "mlflow")),
                     "settings": vars(args), "pretrain_config": {k: v for k, v in cfg.flat().items() if k.startswith("pretrain.")},
                     "not_measured": "individual clustering with the pretrained features (not built)"}
-    out_file = "pretrain_real.json"
+    out_file = args.out
     try:
         with ray_session(cfg.ray):
             # 1. trajectories on Weizmann alone: throughput and clusters
@@ -102,6 +105,13 @@ def main() -> None:
             result["trajectory_clusters"] = {k: clusters[k] for k in ("k", "videos", "purity", "nmi")}
             result["trajectory_clusters"]["target_nmi"] = 0.8
             print(f"trajectory clusters on Weizmann: {result['trajectory_clusters']}", flush=True)
+            if args.trajectories_only:
+                import json
+
+                kept = json.loads((Path(__file__).resolve().parent / "results" / out_file).read_text())
+                kept.update({k: result[k] for k in ("throughput", "trajectory_clusters", "machine")})
+                write_result(out_file, kept)
+                return
             write_result(out_file, result)
 
             # 2. pretraining on the unlabeled pool
@@ -145,7 +155,7 @@ def main() -> None:
                 scores = stages.evaluate_pretrain(ctx_f, weights, "test")
                 entry = {k: scores[k] for k in ("knn_accuracy", "linear_accuracy", "random_knn_accuracy",
                                                  "random_linear_accuracy", "chance", "videos", "gallery")}
-                for init, w in (("pretrained", weights), ("random", None)):
+                for init, w in ((("pretrained", weights), ("random", None)) if args.finetune_epochs else ()):
                     ccfg = load_config(REPO / "params.yaml", [*base, "classifier.model=r3d_18",
                                                               f"classifier.epochs={args.finetune_epochs}",
                                                               *([f"classifier.weights={w}"] if w else [])])
@@ -164,11 +174,10 @@ def main() -> None:
             for key, name in (("knn_accuracy", "pretrained_knn"), ("random_knn_accuracy", "random_knn"),
                               ("linear_accuracy", "pretrained_linear"), ("random_linear_accuracy", "random_linear")):
                 result[name] = float(np.mean([f[key] for f in folds.values()]))
-            for init in ("pretrained", "random"):
+            for init in ("pretrained", "random") if args.finetune_epochs else ():
                 result[f"finetune_{init}_accuracy"] = float(np.mean([f[f"finetune_{init}"]["accuracy"]
                                                                      for f in folds.values()]))
-            print({k: result[k] for k in ("pretrained_knn", "random_knn", "pretrained_linear", "random_linear",
-                                          "finetune_pretrained_accuracy", "finetune_random_accuracy")})
+            print({k: v for k, v in result.items() if k.endswith(("_knn", "_linear", "_accuracy"))})
             write_result(out_file, result)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -48,6 +48,7 @@ def test_knn_and_linear_probe_scores():
     assert linear_probe(x, y, centres) == ["0", "1", "2"]
 
 
+@pytest.mark.slow  # 45 s: a 2-worker Ray Train run (make test-all, as the other DDP tests)
 def test_every_pretraining_stage_runs_on_two_workers(run_of, tmp_path):
     """One epoch each of instance recognition, Local Aggregation and tuning, DDP on 2 workers (the
     loop stops if the two memory banks differ after an epoch)."""
@@ -123,3 +124,27 @@ def test_pretrain_resumes_from_its_checkpoint(run_of, tmp_path):
     assert summary["reported_epochs"] == 4  # epochs 3-6 only
     history = json.loads((out / "history_pretrain.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
+
+
+def test_embed_takes_the_pretrained_backbone(run_of):
+    """`actionops embed --backbone pretrain.pt` (or models:/video-pretrained@...): the projection is
+    removed and the backbone's 512-d features come out, with the input the backbone was trained on."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from actionops.models.checkpoint import build_from_checkpoint
+    from actionops.models.embedding import clip_embedder
+    from actionops.pipelines.anomaly_detection.embeddings import resolve_backbone
+
+    run = run_of(METHOD)
+    e = SimpleNamespace(backbone=str(run["out"] / "pretrain.pt"), num_frames=8, size=112, clip_input="rgb", seed=0)
+    state, identity = resolve_backbone(e)
+    assert (identity["backbone"], identity["dim"], identity["num_frames"], identity["size"], identity["clip_input"]) == \
+        ("video_pretrained", 512, 4, 32, "rgb_diff")
+    clip = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    net = build_from_checkpoint(state)
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(net.features(clip), dim=1)
+        got = clip_embedder(build_from_checkpoint(state))(clip)
+    torch.testing.assert_close(got, expected)

@@ -16,16 +16,25 @@ from actionops.errors import DataError
 
 
 def kmeans(x: np.ndarray, k: int, *, restarts: int = 5, iterations: int = 50, seed: int = 0) -> tuple[np.ndarray, float]:
-    """faiss k-means of the rows of `x` into `k` clusters, the best of `restarts` runs:
-    (assignment per row, objective)."""
+    """faiss k-means of the rows of `x` into `k` clusters, the lowest objective of `restarts`
+    independent runs (seeds seed, seed + 1, ...): (assignment per row, objective).
+
+    Each restart is its own `faiss.Kmeans` with its own seed rather than faiss's `nredo`: on the
+    Weizmann Fisher vectors, nredo=10 from seed 0 returned a partition with objective 25.12 (NMI 0.75)
+    while single runs from seeds 1-3 found 24.73 (NMI 1.0)."""
     import faiss
 
     x = np.ascontiguousarray(x, np.float32)
-    km = faiss.Kmeans(x.shape[1], k, niter=iterations, nredo=restarts, seed=seed, verbose=False,
-                      gpu=faiss.get_num_gpus() > 0, min_points_per_centroid=1)
-    km.train(x)
-    _, assign = km.index.search(x, 1)
-    return assign[:, 0].astype(int), float(km.obj[-1]) if len(km.obj) else float("nan")
+    best: tuple[np.ndarray, float] | None = None
+    for i in range(max(1, restarts)):
+        km = faiss.Kmeans(x.shape[1], k, niter=iterations, nredo=1, seed=seed + i, verbose=False,
+                          gpu=faiss.get_num_gpus() > 0, min_points_per_centroid=1)
+        km.train(x)
+        distances, assign = km.index.search(x, 1)
+        objective = float(distances.sum())  # what k-means minimises, for the returned assignment
+        if best is None or objective < best[1]:
+            best = (assign[:, 0].astype(int), objective)
+    return best
 
 
 def cluster_table(video_ids: Sequence[str], vectors: np.ndarray, k: int, *, restarts: int = 5, seed: int = 0):

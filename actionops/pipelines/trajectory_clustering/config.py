@@ -58,7 +58,7 @@ class PretrainConfig:
     fisher_weight: NonNegativeFloat = 1.0  # weight of the Fisher vectors beside the bank in that k-means
     clips_per_video: Positive = 4  # training clips per video and epoch
     batch_size: Positive = 8
-    lr: PositiveFloat = 0.03  # SGD, momentum 0.9 (reference 0.03 with batch 128 on 8 GPUs)
+    lr: PositiveFloat = 0.01  # SGD, momentum 0.9 (reference 0.03 with batch 128 on 8 GPUs; batch 8 here)
     momentum: Share = 0.9
     weight_decay: NonNegativeFloat = 1e-4
     warmup_epochs: NonNegative = 1  # linear warm-up, then cosine to 0

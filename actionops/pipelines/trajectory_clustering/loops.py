@@ -103,8 +103,8 @@ def fill_bank(net, config: dict, ctx, n: int):
     """The starting bank: the untrained network's embedding of one clip (the middle one, no
     augmentation) of every video, with training-mode BatchNorm; workers split the videos and gather
     the rows. The loss then starts where the untrained network is, and stays there when nothing
-    learns (20 generated videos: ~2.75 flat for 10 epochs without optimizer steps, 3.2 -> 2.0 with
-    them). A random or empty bank makes the loss fall as the bank fills, learning or not."""
+    learns (the method's 20 sample videos, tiny config: 2.84 -> 2.73 over 6 epochs at lr 1e-12,
+    2.98 -> 2.17 at lr 0.01). A random or empty bank makes the loss fall as the bank fills, learning or not."""
     import torch
     import torch.distributed as dist
 
