@@ -240,6 +240,31 @@ def test_registered_detector_evaluates_and_predicts_from_the_cli(run_of, ray_loc
 
 
 @pytest.mark.slow
+def test_end_to_end_with_a_frozen_best_epoch_keeps_and_names_the_original_backbone(run_of, ray_local, tmp_path):
+    """On the one-look sample the frozen backbone's epochs already win validation: the detector then
+    says it keeps the original backbone (its identity, no copy, no re-embedding), never "fine-tuned"."""
+    from actionops.pipelines.anomaly_detection.embeddings import read_embeddings
+
+    run = run_of(METHOD)
+    emb_path = run["out"] / "embeddings.parquet"
+    result = runner.invoke(app, ["train", "anomaly", str(emb_path), "--normal", "work_at_table", "--out", str(tmp_path),
+                                 *[a for t in run["method"].tiny for a in ("--set", t)], "--set", "anomaly.end_to_end=true",
+                                 "--set", "anomaly.unfreeze_after=2", "--set", "anomaly.epochs=3",
+                                 "--set", "anomaly.registered_name=anomaly-e2e-frozen", "--json"])
+    assert result.exit_code == 0, result.output
+    history = json.loads((tmp_path / "history_anomaly.json").read_text())
+    state = torch.load(tmp_path / "anomaly.pt", weights_only=True)
+    assert state["best_epoch"] <= 2, f"the sample no longer lets a frozen epoch win: {history}"
+    original = read_embeddings(emb_path).identity
+    assert state["backbone"] == original and "backbone_state" not in state
+    assert state["backbone"]["kind"] != "fine-tuned"
+    assert not list(tmp_path.glob("embeddings-ft-*.parquet"))
+    result = runner.invoke(app, ["evaluate", "anomaly", str(emb_path), "--model", "models:/anomaly-e2e-frozen@candidate",
+                                 "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
 def test_end_to_end_mode_trains_the_backbone_after_unfreezing(run_of, ray_local, tmp_path):
     """anomaly.end_to_end: the backbone is frozen for unfreeze_after epochs, then trained; the
     detector carries its fine-tuned backbone, embeds the videos with it, and evaluates / predicts

@@ -1,4 +1,4 @@
-"""Trajectory clustering pieces (issue #18, in progress): dense trajectories follow motion; Fisher
+"""Trajectory clustering pieces (issue #18): dense trajectories follow motion; Fisher
 vectors match a hand computation; a Fisher model refuses descriptors of another spec."""
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ def train_anomaly(ctx: Context, *, parent_run_id: str | None = None, register: b
 
     def keep(state: dict) -> dict:
         best = state["best_model"] if state.get("best_model") is not None else state["model"]
-        out = keep_e2e(best) if c.end_to_end else detector_state(emb, best, args, data["labels"], c, fit)
+        out = keep_e2e(best, state["best_epoch"]) if c.end_to_end else detector_state(emb, best, args, data["labels"], c, fit)
         return {**out, "epoch": state["epoch"], "best_epoch": state["best_epoch"]}
 
     def finish(result: Any, state: dict) -> dict:
@@ -276,8 +276,16 @@ def end_to_end_setup(ctx: Context, data: dict, args: dict):
                   "hidden": args["hidden"], "dropout": args["dropout"]}
     loop_config = {"anomaly": c, "model_args": model_args, "backbone_weights": headless, "draws": draws}
 
-    def keep(best: dict) -> dict:
+    def keep(best: dict, best_epoch: int) -> dict:
         ae = {k[len("autoencoder."):]: v for k, v in best.items() if k.startswith("autoencoder.")}
+        if best_epoch <= c.unfreeze_after:
+            # the best validation epoch came before the backbone was unfrozen: the kept backbone is the
+            # original one, so the detector says so (its embeddings file and identity, no backbone copy)
+            ctx.say(f"best validation epoch {best_epoch} came before the backbone was unfrozen "
+                    f"(epoch {c.unfreeze_after}): the detector keeps the original backbone")
+            train_rows = (emb.label == c.normal) & (emb.split == "train")
+            out = detector_state(emb, ae, args, data["labels"], c, fit_baselines(emb.X[train_rows], c.knn_k))
+            return {**out, "end_to_end": True}
         tuned = {k[len("backbone."):]: v for k, v in best.items() if k.startswith("backbone.")}
         merged = {**backbone["model"], **tuned}
         state = {"model_name": backbone["model_name"], "model_args": backbone["model_args"], "model": merged,

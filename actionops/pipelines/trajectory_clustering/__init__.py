@@ -1,3 +1,3 @@
-"""Trajectory clustering (methods.md §5, issue #18): dense trajectories, Fisher vectors. Work in
-progress: the tracking and the encoding exist and are tested; the method is not registered yet
-(no `method.py`), so no CLI command runs it."""
+"""Trajectory clustering and video pretraining (methods.md §5, issue #18): dense trajectories,
+Fisher vectors, k-means video clusters, and a 3D ResNet-18 pretrained on them without labels.
+A registered method (`method.py`); see README "Trajectory clustering and video pretraining"."""

@@ -58,6 +58,17 @@ def fisher_vector(x: np.ndarray, weights: np.ndarray, means: np.ndarray, varianc
     return fv.astype(np.float32)
 
 
+def check_spec(fitted: dict, given: dict, source: str = "descriptors") -> None:
+    """Refuse descriptors of another spec than the model was fitted on, naming what differs."""
+    if dict(given) != dict(fitted):
+        changed = sorted(k for k in set(given) | set(fitted) if given.get(k) != fitted.get(k))
+        raise DataError(f"{source} were computed with another descriptor spec than this Fisher model was fitted on "
+                        f"(differs in {', '.join(changed)}: model {[fitted.get(k) for k in changed]}, "
+                        f"given {[given.get(k) for k in changed]})",
+                        "refit the PCA + GMM on these descriptors (`trajectories encode`), or recompute the "
+                        "descriptors with the model's spec")
+
+
 @dataclass
 class FisherModel:
     """PCA + diagonal GMM fitted on a sample of descriptors of one `spec` (a dict naming the
@@ -72,13 +83,7 @@ class FisherModel:
     info: dict = field(default_factory=dict)
 
     def check_spec(self, spec: dict, source: str = "descriptors") -> None:
-        if dict(spec) != dict(self.spec):
-            changed = sorted(k for k in set(spec) | set(self.spec) if spec.get(k) != self.spec.get(k))
-            raise DataError(f"{source} were computed with another descriptor spec than this Fisher model was fitted on "
-                            f"(differs in {', '.join(changed)}: model {[self.spec.get(k) for k in changed]}, "
-                            f"given {[spec.get(k) for k in changed]})",
-                            "refit the PCA + GMM on these descriptors (`trajectories encode`), or recompute the "
-                            "descriptors with the model's spec")
+        check_spec(self.spec, spec, source)
 
     def project(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, np.float64) - self.pca_mean) @ self.pca_components.T
@@ -130,9 +135,9 @@ class PartsFisher:
     """One PCA + GMM per descriptor part (shape, HOF, MBHx, MBHy, as the reference does); a video's
     vector is the parts' Fisher vectors concatenated and L2-normalised. `spec["parts"]` gives each
     part's size, in order. On the 36 Weizmann videos (4 classes), per part with K=16 and half the
-    dimensions kept, faiss k-means (k=4, 10 restarts) gave NMI 0.75-1.0 over 3 GMM x 3 k-means
-    seeds (median 1.0). One model over the whole descriptor gave 0.75 at K=16 and 0.45 at K=64. This
-    was an exploration, not yet a benchmark file."""
+    dimensions kept, faiss k-means (k=4, 10 restarts) gives NMI 1.0 for each of 3 GMM x 3 k-means
+    seeds; one model over the whole descriptor gave 0.75 at K=16 and 0.45 at K=64
+    (benchmarks/trajectories_real.py)."""
 
     spec: dict
     parts: dict[str, FisherModel]
@@ -145,7 +150,7 @@ class PartsFisher:
         return out
 
     def encode(self, x: np.ndarray, spec: dict, source: str = "descriptors") -> np.ndarray:
-        FisherModel.check_spec(self, spec, source)  # type: ignore[arg-type]
+        check_spec(self.spec, spec, source)
         bounds = self._bounds()
         fv = np.concatenate([m.encode(np.asarray(x)[:, slice(*bounds[n])], m.spec, source) for n, m in self.parts.items()])
         return (fv / max(float(np.linalg.norm(fv)), 1e-12)).astype(np.float32)
