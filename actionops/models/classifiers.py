@@ -101,13 +101,16 @@ def tsm_resnet18(*, num_classes: int, num_frames: int = 16, image_size: int = 11
     return TSMResNet18(num_classes, num_frames, fold_div, dropout)
 
 
-# ----------------------------------------------------------------------------- R(2+1)D
-class R2Plus1D18(ClipClassifier):
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        from torchvision.models.video import r2plus1d_18
+# ----------------------------------------------------------------------------- torchvision video ResNets: R(2+1)D, R3D
+class TorchvisionVideo(ClipClassifier):
+    """A torchvision video ResNet (`arch`: r2plus1d_18, r3d_18) without pretrained weights; its
+    tensors are named `net.*`."""
 
-        self.net = r2plus1d_18(weights=None, num_classes=num_classes)
+    def __init__(self, arch: str, num_classes: int) -> None:
+        super().__init__()
+        from torchvision.models import video
+
+        self.net = getattr(video, arch)(weights=None, num_classes=num_classes)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.net(clip.transpose(1, 2))  # (B, 3, T, H, W)
@@ -116,25 +119,14 @@ class R2Plus1D18(ClipClassifier):
 @register_model("r2plus1d_18")
 def r2plus1d_18(*, num_classes: int, num_frames: int = 16, image_size: int = 112) -> ClipClassifier:
     """torchvision R(2+1)D-18 (adaptive pooling: any T and size)."""
-    return R2Plus1D18(num_classes)
-
-
-class R3D18(ClipClassifier):
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        from torchvision.models.video import r3d_18
-
-        self.net = r3d_18(weights=None, num_classes=num_classes)
-
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.net(clip.transpose(1, 2))  # (B, 3, T, H, W)
+    return TorchvisionVideo("r2plus1d_18", num_classes)
 
 
 @register_model("r3d_18")
 def r3d_18(*, num_classes: int, num_frames: int = 16, image_size: int = 112) -> ClipClassifier:
     """torchvision 3D ResNet-18 (adaptive pooling: any T and size); the architecture of
     `video_pretrained`, whose weights it takes with --weights models:/video-pretrained@ALIAS."""
-    return R3D18(num_classes)
+    return TorchvisionVideo("r3d_18", num_classes)
 
 
 # ----------------------------------------------------------------------------- CNN-LSTM
