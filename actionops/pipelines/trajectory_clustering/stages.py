@@ -131,8 +131,8 @@ def read_fisher(ctx: Context) -> tuple[list[str], np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- trajectories cluster
-def _labels(ctx: Context) -> dict[str, str]:
-    return {str(r["video_id"]): str(r["label"]) for r in video_rows(ctx) if r.get("label")}
+def _labels(rows: list[dict]) -> dict[str, str]:
+    return {str(r["video_id"]): str(r["label"]) for r in rows if r.get("label")}
 
 
 def cluster_stage(ctx: Context, k: int | None = None) -> dict:
@@ -143,7 +143,8 @@ def cluster_stage(ctx: Context, k: int | None = None) -> dict:
 
     c = ctx.cfg.trajectories
     ids, vectors = read_fisher(ctx)
-    labels = _labels(ctx)
+    rows = video_rows(ctx)
+    labels = _labels(rows)
     k = k or c.k or (len(set(labels.values())) if len(set(labels.values())) >= 2 else DEFAULT_K)
     table = cluster_table(ids, vectors, k, restarts=c.restarts, seed=c.seed)
     path = clusters_path(ctx)
@@ -152,7 +153,7 @@ def cluster_stage(ctx: Context, k: int | None = None) -> dict:
     else:
         table.to_csv(path, index=False)
     scores = table_scores(table, labels) if labels else {}
-    skipped = len(video_rows(ctx)) - len(ids)
+    skipped = len(rows) - len(ids)
     metrics = {"k": int(k), "videos": len(ids), "videos_without_trajectories": skipped, "table": str(path),
                **{key: v for key, v in scores.items()}}
     (Path(ctx.out) / "metrics_trajectories.json").write_text(json.dumps(metrics, indent=2))
