@@ -148,3 +148,57 @@ def test_embed_takes_the_pretrained_backbone(run_of):
         expected = torch.nn.functional.normalize(net.features(clip), dim=1)
         got = clip_embedder(build_from_checkpoint(state))(clip)
     torch.testing.assert_close(got, expected)
+
+
+def test_individual_clustering_pools_people_from_the_pretrained_backbone(run_of, tmp_path):
+    """`train clustering --weights models:/video-pretrained@candidate`: person RoIs come from the
+    frozen backbone's feature map (no autoencoder is trained or read), only the DEC head learns,
+    the model registers and predicts from the registry; `pipeline run` skips both autoencoder
+    stages; anything but a pretrained backbone is refused by name."""
+    import torch
+
+    from actionops.models.checkpoint import build_from_checkpoint
+
+    scenes = run_of("individual-clustering")
+    traj = run_of(METHOD)  # its stores stay active: video-pretrained@candidate is there
+    pretrained = torch.load(traj["out"] / "pretrain.pt", weights_only=True)
+    out = tmp_path / "bb"
+    sets = [*tiny_cfg("individual-clustering"), "--set", "clustering.registered_model=backbone-clustering",
+            "--set", "clustering.epochs=3", "--set", "clustering.backbone_layer=layer3"]
+    result = runner.invoke(app, ["train", "clustering", str(scenes["data"]), "--out", str(out), *sets,
+                                 "--weights", "models:/video-pretrained@candidate", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["registered"] == "backbone-clustering v1"
+    assert not list(out.glob("ae_*.pt"))
+    state = torch.load(out / "clustering.pt", weights_only=True)
+    assert state["model_name"] == "individual_clustering_backbone"
+    assert state["model_args"]["source"] == "models:/video-pretrained@candidate"
+    weights = state["model"]
+    moved = [k for k in weights if k.startswith("backbone.")]
+    assert moved and not any(k.startswith("backbone.layer4") for k in moved)
+    assert all(torch.equal(weights[k], pretrained["model"]["net." + k[len("backbone."):]]) for k in moved)  # frozen
+    init = torch.load(out / "clustering_init.pt", weights_only=True)["model"]
+    assert not torch.allclose(init["head.embed.weight"], weights["head.embed.weight"])  # the head trained
+    history = json.loads((out / "history_clustering.json").read_text())
+    assert len(history) == 3 and all(h["mse_frame"] == 0.0 and np.isfinite(h["kl"]) for h in history)
+    model = build_from_checkpoint(state)
+    fmap = model.feature_map(torch.zeros(2, 3, 8, 72, 96))
+    assert fmap.shape[:2] == (2, 256) and fmap.shape[-2:] == (4, 4)  # 32 px input (the backbone's), 1/8
+    predicted = runner.invoke(app, ["predict", "clustering", str(scenes["data"]), "--out", str(out), *sets,
+                                    "--model", "models:/backbone-clustering@candidate", "--json"])
+    assert predicted.exit_code == 0, predicted.output
+    emb = np.load(out / "predictions" / "test" / "embeddings.npz")
+    assert emb["embedding"].shape[1] == 8 + 32 and len(emb["cluster"]) > 0  # tiny ndf + the fused 2x2x8 flow descriptor
+    # the pipeline: the two autoencoder stages are skipped, the rest runs on the backbone
+    piped = runner.invoke(app, ["pipeline", "run", "individual-clustering", str(scenes["data"]), "--out",
+                                str(tmp_path / "pipe"), *sets, "--set", "clustering.features=backbone",
+                                "--set", f"clustering.backbone={traj['out'] / 'pretrain.pt'}", "--json"])
+    assert piped.exit_code == 0, piped.output
+    rows = {r["stage"]: r for r in json.loads(piped.stdout)}
+    assert rows["autoencoder_frame"]["result"]["skipped"].startswith("clustering.features=backbone")
+    assert rows["evaluate"]["status"] == "done" and not list((tmp_path / "pipe").glob("ae_*.pt"))
+    # a checkpoint that is not a pretrained backbone: refused, naming what it is
+    wrong = runner.invoke(app, ["train", "clustering", str(scenes["data"]), "--out", str(tmp_path / "w"), *sets,
+                                "--weights", str(scenes["out"] / "clustering.pt")])
+    assert wrong.exit_code == 1
+    assert "holds a individual_clustering model" in str(wrong.exception) and "train pretrain" in wrong.exception.hint

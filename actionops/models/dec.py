@@ -11,6 +11,8 @@
       unsigned orientations by default, so a periodic motion's two phases look alike):
       z = [z / |z|, motion_weight * m]  (our addition, off by default: see README "Quality")
       q = Student-t soft assignment of z to K centroids (alpha)       (R, K)
+Other feature extractor (`individual_clustering_backbone`): a frozen pretrained video backbone
+(`train pretrain`); RoIAlign on its `layer` feature map (mean over time) replaces the latents.
 Fixes over the reference: boxes are scaled once (1/stride; the reference scaled twice, 1/64); centroids come from k-means
 on the embeddings (`init_centroids`); the DEC target is computed over a whole batch/dataset.
 """
@@ -100,7 +102,31 @@ def person_clustering_head(*, latent_channels: int = 64, n_clusters: int = 4, nd
                                 add_spatial_feature, motion_dim, motion_weight, motion_spec)
 
 
-class IndividualClusteringModel(nn.Module):
+class PersonClusteringModel(nn.Module):
+    """What both feature extractors share: padded batches -> people, and the serving entry point.
+    Subclasses set `head` and implement `forward(frames, flow, rois, spatial, motion, reconstruct)`."""
+
+    head: PersonClusteringHead
+
+    def person_inputs(self, batch: dict[str, torch.Tensor]):
+        """Padded batch -> (rois (R, 5), spatial (R, 1) or None, motion (R, D) or None, flat indices)."""
+        rois, people = padded_to_rois(batch["rois"], batch["mask"])
+        spatial = batch["spatial"].reshape(-1, 1)[people] if self.head.spatial is not None else None
+        motion = batch["motion"].reshape(-1, self.head.motion_dim)[people] if self.head.motion_dim else None
+        return rois, spatial, motion, people
+
+    def infer(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Serving entry point: padded windows {frames (B,3,T,H,W), flow (B,2,T,H,W), rois (B,P,4),
+        mask (B,P), spatial (B,P,1), motion (B,P,D)} -> soft assignments (B, P, K), zeros for padding."""
+        b, p, _ = batch["rois"].shape
+        rois, spatial, motion, people = self.person_inputs(batch)
+        _, q = self(batch["frames"], batch["flow"], rois, spatial, motion)
+        out = torch.zeros(b * p, q.shape[1], dtype=q.dtype)
+        out[people] = q
+        return out.reshape(b, p, -1)
+
+
+class IndividualClusteringModel(PersonClusteringModel):
     """Both autoencoders + the head: frames, flow, rois (+ spatial) -> (embeddings, q)."""
 
     def __init__(self, frame_ae: nn.Module, flow_ae: nn.Module, head: PersonClusteringHead) -> None:
@@ -123,24 +149,6 @@ class IndividualClusteringModel(nn.Module):
         return z, q, self.frame_ae.decode(frame_latent, size), self.flow_ae.decode(flow_latent, size)
 
 
-    def person_inputs(self, batch: dict[str, torch.Tensor]):
-        """Padded batch -> (rois (R, 5), spatial (R, 1) or None, motion (R, D) or None, flat indices)."""
-        rois, people = padded_to_rois(batch["rois"], batch["mask"])
-        spatial = batch["spatial"].reshape(-1, 1)[people] if self.head.spatial is not None else None
-        motion = batch["motion"].reshape(-1, self.head.motion_dim)[people] if self.head.motion_dim else None
-        return rois, spatial, motion, people
-
-    def infer(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Serving entry point: padded windows {frames (B,3,T,H,W), flow (B,2,T,H,W), rois (B,P,4),
-        mask (B,P), spatial (B,P,1), motion (B,P,D)} -> soft assignments (B, P, K), zeros for padding."""
-        b, p, _ = batch["rois"].shape
-        rois, spatial, motion, people = self.person_inputs(batch)
-        _, q = self(batch["frames"], batch["flow"], rois, spatial, motion)
-        out = torch.zeros(b * p, q.shape[1], dtype=q.dtype)
-        out[people] = q
-        return out.reshape(b, p, -1)
-
-
 @register_model("individual_clustering")
 def individual_clustering(*, frame_args: dict, flow_args: dict, head_args: dict) -> IndividualClusteringModel:
     """RGB and flow autoencoders plus the DEC head; args go to `conv3d_autoencoder` (x2) and
@@ -149,3 +157,85 @@ def individual_clustering(*, frame_args: dict, flow_args: dict, head_args: dict)
 
     return IndividualClusteringModel(conv3d_autoencoder(**frame_args), conv3d_autoencoder(**flow_args),
                                      person_clustering_head(**head_args))
+
+
+class BackbonePersonClustering(PersonClusteringModel):
+    """Person RoIs pooled from a frozen pretrained video backbone's feature map (methods.md §5's
+    backbone as individual clustering's feature extractor) + the same DEC head.
+
+    The window (B, 3, T, H, W) in [-1, 1] becomes the backbone's own input first: resized to its
+    pretraining size, ImageNet-normalised, `num_frames` frames spread over the window (one per
+    segment, as the classifier's evaluation clips) and, for `rgb_diff`, the difference
+    frame t+1 - frame t (pairs inside the window). The feature map of `layer`
+    (r3d_18: layer3 = 256 channels at 1/8 of the size, layer4 = 512 at 1/16) is averaged over
+    time; boxes are mapped from window pixels onto it. The backbone never trains (eval mode,
+    no gradients): only the head learns (KL), so there is nothing to reconstruct."""
+
+    def __init__(self, backbone_args: dict, layer: str, head: PersonClusteringHead) -> None:
+        super().__init__()
+        from actionops.models.pretrain import VideoPretrained
+
+        if layer not in BACKBONE_LAYERS:
+            raise ValueError(f"backbone layer {layer!r}: choose one of {', '.join(BACKBONE_LAYERS)}")
+        self.num_frames = int(backbone_args.get("num_frames", 16))
+        self.size = int(backbone_args.get("image_size", 112))
+        self.clip_input = str(backbone_args.get("clip_input", "rgb"))
+        net = VideoPretrained(backbone_args.get("backbone", "r3d_18"), int(backbone_args.get("dim", 128))).net
+        keep = BACKBONE_LAYERS[: BACKBONE_LAYERS.index(layer) + 1]
+        self.backbone = nn.ModuleDict({"stem": net.stem, **{name: getattr(net, name) for name in keep}})
+        self.layer = layer
+        for param in self.backbone.parameters():
+            param.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1), persistent=False)
+        self.head = head
+
+    def train(self, mode: bool = True) -> "BackbonePersonClustering":
+        super().train(mode)
+        self.backbone.eval()  # frozen: BatchNorm keeps its pretrained statistics
+        return self
+
+    def backbone_input(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) window in [-1, 1] -> (B, 3, num_frames, size, size) backbone input."""
+        t = frames.shape[2]
+        edges = torch.linspace(0, t, self.num_frames + 1)
+        first = ((edges[:-1] + edges[1:]) / 2).long().clamp(0, t - 1)
+        x = ((frames.float() + 1.0) / 2.0 - self.mean) / self.std
+        if self.clip_input == "rgb_diff":
+            first = first.clamp(max=max(t - 2, 0))
+            clip = x[:, :, (first + 1).clamp(max=t - 1)] - x[:, :, first]
+        else:
+            clip = x[:, :, first]
+        return nn.functional.interpolate(clip, size=(self.num_frames, self.size, self.size), mode="trilinear",
+                                         align_corners=False)
+
+    @torch.no_grad()
+    def feature_map(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) window -> (B, C, T', h, w) feature map of `layer`."""
+        x = self.backbone_input(frames)
+        for module in self.backbone.values():
+            x = module(x)
+        return x
+
+    def forward(self, frames: torch.Tensor, flow: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None,
+                motion: torch.Tensor | None = None, reconstruct: bool = False):
+        fmap = self.feature_map(frames)
+        scale = torch.tensor([1.0, fmap.shape[-1] / frames.shape[-1], fmap.shape[-2] / frames.shape[-2],
+                              fmap.shape[-1] / frames.shape[-1], fmap.shape[-2] / frames.shape[-2]],
+                             dtype=rois.dtype, device=rois.device)
+        z, q = self.head(fmap, rois * scale, spatial, motion)  # head built with spatial_scale 1: boxes already on the map
+        return (z, q, None, None) if reconstruct else (z, q)
+
+
+BACKBONE_LAYERS = ("layer1", "layer2", "layer3", "layer4")
+LAYER_CHANNELS = {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}  # 3D ResNet-18
+
+
+@register_model("individual_clustering_backbone")
+def individual_clustering_backbone(*, backbone_args: dict, layer: str = "layer3", head_args: dict,
+                                   source: str = "") -> BackbonePersonClustering:
+    """A frozen `video_pretrained` backbone (its model_args: backbone, dim, num_frames, image_size,
+    clip_input) as the person feature extractor, plus the DEC head (`person_clustering_head`
+    args, latent_channels = the layer's channels, spatial_scale 1). `source` records where the
+    backbone's weights came from."""
+    return BackbonePersonClustering(backbone_args, layer, person_clustering_head(**head_args))

@@ -56,6 +56,10 @@ def train_autoencoder(
 @command("train", "clustering")
 def train_clustering(
     dataset: DatasetArg,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", help="Embed people with this pretrained video backbone instead of the autoencoders: "
+        "models:/video-pretrained@ALIAS or a pretrain.pt from `actionops train pretrain` (sets "
+        "clustering.features=backbone and clustering.backbone).")] = None,
     out: OutOpt = None,
     resume: ResumeOpt = False,
     address: AddressOpt = None,
@@ -66,15 +70,22 @@ def train_clustering(
     """Joint training with the DEC clustering layer; registers the model as
     clustering.registered_model (individual-clustering) with alias candidate.
 
-    Needs both autoencoders (`train autoencoder --datatype frame|flow`). The spatial feature
-    (distance to the operating table, from coor.npy) is `--set clustering.add_spatial_feature=true`.
+    Needs both autoencoders (`train autoencoder --datatype frame|flow`), or, with --weights, a
+    pretrained video backbone whose feature map (clustering.backbone_layer) the person boxes are
+    pooled from; the backbone stays frozen and only the head trains. The spatial feature
+    (distance to the operating table, from coor.npy) is `--set clustering.add_spatial_feature=true`;
+    the flow descriptor fused with either is `--set clustering.add_motion_feature=true`.
 
     \b
     Example:
       actionops train clustering data/or --set clustering.n_clusters=4
+      actionops train clustering data/or --weights models:/video-pretrained@champion
     """
     from actionops.pipelines.individual_clustering.stages import train_clustering as train
     from actionops.platform.cluster import ray_session
+
+    if weights:
+        set_ = [*(set_ or []), "clustering.features=backbone", f"clustering.backbone={weights}"]
 
     ctx = stage_context(METHOD, dataset, out, params, set_, address, resume, json_out=json_out)
     with ray_session(ctx.cfg.ray):

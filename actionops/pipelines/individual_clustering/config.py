@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 from actionops.platform.config import NonNegativeFloat, Positive, PositiveFloat, Range, config_section
 
@@ -46,6 +46,9 @@ class ClusteringConfig:
     motion_bins: Positive = 8  # orientation bins (weighted by magnitude, sqrt + L2 normalised)
     motion_unsigned: bool = True  # bins over 180 degrees (opposite vectors alike: phase-invariant), else 360
     motion_weight: NonNegativeFloat = 1.0  # scale of the descriptor against the L2-normalised deep embedding
+    features: Literal["autoencoders", "backbone"] = "autoencoders"  # backbone: person RoIs from clustering.backbone's feature map
+    backbone: str = ""  # features=backbone: models:/video-pretrained@ALIAS or a `train pretrain` checkpoint (.pt)
+    backbone_layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer3"  # the feature map RoIs are pooled from
     epochs: Positive = 6
     batch_size: Positive = 8
     update_interval: Positive = 1  # epochs between DEC target refreshes (computed over the whole shard)

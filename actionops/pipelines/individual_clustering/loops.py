@@ -60,7 +60,8 @@ def autoencoder_loop(config: dict) -> None:
 
 
 def clustering_loop(config: dict) -> None:
-    """Joint training: encoders get MSE + lmd_cm x KL(p||q), decoders MSE, the head KL; the DEC
+    """Joint training: encoders get MSE + lmd_cm x KL(p||q), decoders MSE, the head KL (with a
+    frozen pretrained backbone as the feature extractor only the head trains, on KL); the DEC
     target p is recomputed over the worker's whole shard every `update_interval` epochs."""
     import ray.train
     import torch
@@ -78,11 +79,11 @@ def clustering_loop(config: dict) -> None:
     model.load_state_dict(state["model"] if state else torch.load(config["init_path"], weights_only=True)["model"])
     model = ctx.prepare(model)
     core = unwrap(model)
-    optimizer = torch.optim.Adam([
-        {"params": core.frame_ae.parameters(), "lr": o.lr_ae_frame},
-        {"params": core.flow_ae.parameters(), "lr": o.lr_ae_flow},
-        {"params": core.head.parameters(), "lr": o.lr_cm},
-    ], weight_decay=o.weight_decay)
+    groups = [{"params": core.head.parameters(), "lr": o.lr_cm}]
+    if hasattr(core, "frame_ae"):  # autoencoder features train with the head; a pretrained backbone stays frozen
+        groups = [{"params": core.frame_ae.parameters(), "lr": o.lr_ae_frame},
+                  {"params": core.flow_ae.parameters(), "lr": o.lr_ae_flow}, *groups]
+    optimizer = torch.optim.Adam(groups, weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, c.epochs // 2), gamma=0.1)
     if state:
         optimizer.load_state_dict(state["optimizer"])
@@ -104,8 +105,9 @@ def clustering_loop(config: dict) -> None:
                 _, q, rec_frame, rec_flow = model(t["frames"], t["flow"], rois, spatial, motion, reconstruct=True)
             p = torch.cat([targets[_key(v, s)] for v, s in zip(batch["video_id"], batch["start"])]).to(ctx.device)
             kl = F.kl_div(q.float().clamp_min(1e-8).log(), p, reduction="batchmean")
-            mse_frame = F.mse_loss(rec_frame.float(), t["frames"])
-            mse_flow = F.mse_loss(rec_flow.float(), t["flow"])
+            zero = torch.zeros((), device=kl.device)
+            mse_frame = F.mse_loss(rec_frame.float(), t["frames"]) if rec_frame is not None else zero
+            mse_flow = F.mse_loss(rec_flow.float(), t["flow"]) if rec_flow is not None else zero
             loss = mse_frame + mse_flow + o.lmd_cm * kl
             ctx.step(loss, optimizer)
             for name, value in (("loss", loss), ("mse_frame", mse_frame), ("mse_flow", mse_flow), ("kl", kl)):

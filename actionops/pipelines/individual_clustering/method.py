@@ -21,6 +21,29 @@ def _sample(root: Path, seed: int = 0) -> Path:
     return root
 
 
+def _backbone(ctx) -> bool:
+    return ctx.cfg.clustering.features == "backbone"
+
+
+def _autoencoder(ctx, datatype: str) -> dict:
+    """The autoencoder stage: skipped when a pretrained backbone embeds the people."""
+    if _backbone(ctx):
+        return {"skipped": f"clustering.features=backbone ({ctx.cfg.clustering.backbone})"}
+    return lazy(f"{STAGES}:train_autoencoder")(ctx, datatype)
+
+
+def _ae_output(datatype: str):
+    return lambda ctx: [] if _backbone(ctx) else [Path(ctx.out) / f"ae_{datatype}.pt"]
+
+
+def _clustering_inputs(ctx) -> list[Path]:
+    """The two autoencoders, or the backbone file when it is one (a models:/ URI is config)."""
+    c = ctx.cfg.clustering
+    if _backbone(ctx):
+        return [Path(c.backbone)] if c.backbone and Path(c.backbone).is_file() else []
+    return [Path(ctx.out) / "ae_frame.pt", Path(ctx.out) / "ae_flow.pt"]
+
+
 METHOD = register_method(Method(
     id="individual-clustering",
     description="Unsupervised activity clusters per person per window (operating-room videos, methods.md §1).",
@@ -31,14 +54,12 @@ METHOD = register_method(Method(
               lambda c: [c.manifest_path]),
         Stage("flow", "optical flow per video (resumable)", lazy(f"{STAGES}:flow_stage"), lambda c: [c.manifest_path],
               lambda c: [], ("flow",), always=True),
-        Stage("autoencoder_frame", "pretrain the RGB 3D-conv autoencoder", lambda c: lazy(f"{STAGES}:train_autoencoder")(c, "frame"),
-              lambda c: [c.manifest_path], output_file("ae_frame.pt"), ("autoencoder", "train")),
-        Stage("autoencoder_flow", "pretrain the optical-flow 3D-conv autoencoder",
-              lambda c: lazy(f"{STAGES}:train_autoencoder")(c, "flow"),
-              lambda c: [c.manifest_path], output_file("ae_flow.pt"), ("autoencoder", "flow", "train")),
+        Stage("autoencoder_frame", "pretrain the RGB 3D-conv autoencoder (skipped with clustering.features=backbone)",
+              lambda c: _autoencoder(c, "frame"), lambda c: [c.manifest_path], _ae_output("frame"), ("autoencoder", "train")),
+        Stage("autoencoder_flow", "pretrain the optical-flow 3D-conv autoencoder (skipped with clustering.features=backbone)",
+              lambda c: _autoencoder(c, "flow"), lambda c: [c.manifest_path], _ae_output("flow"), ("autoencoder", "flow", "train")),
         Stage("clustering", "joint DEC training (k-means init); register model as candidate", lazy(f"{STAGES}:train_clustering"),
-              lambda c: [Path(c.out) / "ae_frame.pt", Path(c.out) / "ae_flow.pt"], output_file("clustering.pt"),
-              ("autoencoder", "clustering", "optim", "train")),
+              _clustering_inputs, output_file("clustering.pt"), ("autoencoder", "clustering", "optim", "train")),
         Stage("predict", "cluster every person of the test split", lambda c: lazy(f"{STAGES}:predict")(c, "test"),
               lambda c: [Path(c.out) / "clustering.pt", c.manifest_path], output_file("predictions/test/embeddings.npz"),
               ("autoencoder",)),

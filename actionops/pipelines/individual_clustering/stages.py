@@ -103,8 +103,11 @@ def flow_stage(ctx: Context) -> dict:
 
 def prepare_tune(ctx: Context) -> list[Path]:
     """Before a campaign (driver side): index the dataset once and hand the trials the two
-    pretrained autoencoders (the campaign searches the joint DEC stage)."""
+    pretrained autoencoders (the campaign searches the joint DEC stage); with
+    clustering.features=backbone the trials read clustering.backbone themselves."""
     manifest_rows(ctx, "train")
+    if uses_backbone(ctx.cfg):
+        return []
     files = [ctx.out / name for name in ("ae_frame.pt", "ae_flow.pt")]
     for file in files:
         if not file.is_file():
@@ -151,6 +154,40 @@ def _clustering_model(cfg: Config, frame_state: dict | None = None, flow_state: 
     return model, model_args
 
 
+def uses_backbone(cfg: Config) -> bool:
+    """True when people are embedded by a pretrained video backbone (clustering.features=backbone)."""
+    return cfg.clustering.features == "backbone"
+
+
+def _backbone_model(cfg: Config):
+    """The DEC head on a frozen `video_pretrained` backbone (clustering.backbone), its tensors
+    loaded; (model, model_args)."""
+    from actionops.models import create_model
+    from actionops.models.dec import LAYER_CHANNELS
+    from actionops.pipelines.spine import load_model_state
+
+    c = cfg.clustering
+    hint = ("pass the backbone `actionops train pretrain` made: --weights models:/video-pretrained@ALIAS or its "
+            "pretrain.pt (or --set clustering.features=autoencoders)")
+    if not c.backbone:
+        raise ActionopsError("clustering.features=backbone but clustering.backbone is empty", hint)
+    state, source = load_model_state(c.backbone, Path(c.backbone), hint)
+    if state.get("model_name") != "video_pretrained":
+        raise ActionopsError(f"{source} holds a {state.get('model_name', 'unknown')} model"
+                             f"{' (' + state['method'] + ')' if state.get('method') else ''}, not a pretrained video backbone",
+                             hint)
+    head = {**_head_args(cfg), "latent_channels": LAYER_CHANNELS[c.backbone_layer], "spatial_scale": 1.0}
+    model_args = {"backbone_args": dict(state["model_args"]), "layer": c.backbone_layer, "head_args": head,
+                  "source": source}
+    model = create_model("individual_clustering_backbone", **model_args)
+    tensors = {f"backbone.{k[len('net.'):]}": v for k, v in state["model"].items()
+               if k.startswith("net.") and k.split(".")[1] in model.backbone}
+    missing = [k for k in model.load_state_dict(tensors, strict=False).missing_keys if k.startswith("backbone.")]
+    if missing:
+        raise ActionopsError(f"{source} lacks {len(missing)} backbone tensors, e.g. {missing[0]}", hint)
+    return model, model_args
+
+
 def embed_windows(model, ds, batch_size: int) -> dict[str, Any]:
     """Embeddings and soft assignments of every person of `ds` (driver side, no grad)."""
     import torch
@@ -183,7 +220,9 @@ def embed_windows(model, ds, batch_size: int) -> dict[str, Any]:
 
 def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register: bool = True,
                      callbacks: list | None = None, run_name: str | None = None) -> dict:
-    """Joint training with the DEC clustering layer (k-means initialised); writes clustering.pt,
+    """Joint training with the DEC clustering layer (k-means initialised) on the autoencoders'
+    latents, or with clustering.features=backbone on a frozen pretrained backbone's feature map
+    (only the head trains); writes clustering.pt,
     logs plots and registers the model as `clustering.registered_model` with alias `candidate`.
     In a Tune trial: `parent_run_id`, `register=False`, `callbacks`, `run_name` (see tune.py)."""
     import torch
@@ -199,12 +238,17 @@ def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register
     cfg, c = ctx.cfg, ctx.cfg.clustering
     rows = manifest_rows(ctx, "train")
     _require_flow(rows)
-    frame_state, flow_state = load_state(ctx.out / "ae_frame.pt"), load_state(ctx.out / "ae_flow.pt")
+    if not uses_backbone(cfg):
+        frame_state, flow_state = load_state(ctx.out / "ae_frame.pt"), load_state(ctx.out / "ae_flow.pt")
     max_people = max(int(r["people"]) for r in rows)
     ds = window_dataset(rows, cfg.autoencoder, people=max_people, spatial=c.add_spatial_feature,
                         motion=motion_spec(c)).materialize()
     torch.manual_seed(cfg.train.seed)
-    model, model_args = _clustering_model(cfg, frame_state, flow_state)
+    if uses_backbone(cfg):
+        model, model_args = _backbone_model(cfg)
+        ctx.say(f"features: {c.backbone_layer} of the pretrained backbone {model_args['source']} (frozen)")
+    else:
+        model, model_args = _clustering_model(cfg, frame_state, flow_state)
     init = embed_windows(model, ds, c.batch_size)
     if len(init["z"]) < c.n_clusters:
         raise DataError(f"{len(init['z'])} people in the training windows but clustering.n_clusters={c.n_clusters}",
@@ -213,7 +257,8 @@ def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register
     model.head.init_centroids(torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float32))
     init_path = save_checkpoint(ctx.out / "clustering_init.pt", {"model": model.state_dict()})
     ctx.say(f"clustering: {ds.count()} windows, {len(init['z'])} person-windows, k-means initialised")
-    loop_config = {"model_name": "individual_clustering", "model_args": model_args, "init_path": str(init_path.resolve()),
+    model_name = "individual_clustering_backbone" if uses_backbone(cfg) else "individual_clustering"
+    loop_config = {"model_name": model_name, "model_args": model_args, "init_path": str(init_path.resolve()),
                    "clustering": c, "optim": cfg.optim}
 
     def finish(result: Any, state: dict) -> dict:
