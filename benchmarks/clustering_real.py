@@ -8,6 +8,8 @@ performers p0-p5 in train/, p6-p8 in test/. The whole pipeline runs (flow, both 
 clustering, predict, evaluate) with K = 4, and in the same run a trivial baseline: k-means on
 optical-flow orientation/magnitude histograms on a 4x4 grid. Scores: Hungarian accuracy, NMI,
 ARI per person-window (deep) and per video (both: a video takes its windows' majority cluster).
+`--backbone pretrain.pt` embeds the people with that pretrained video backbone instead of the
+autoencoders (clustering.features=backbone; benchmarks/pretrain_real.py runs it after pretraining).
 Writes benchmarks/results/clustering_real.json (clustering_real_motion.json with the motion feature).
 """
 
@@ -86,17 +88,10 @@ def motion_only(rows: list[dict], cfg) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--set", action="append", default=[], help="extra config overrides")
-    parser.add_argument("--name", default=None, help="results file name (default: clustering_real[_motion].json)")
-    args = parser.parse_args()
-    src = SHARED / "weizmann4"
-    if not src.is_dir():
-        print(f"skipped: {src} not found (set ACTIONOPS_SHARED_DATA)")
-        return
-
+def run(src: Path, work: Path, overrides: list[str], name: str = "out") -> dict:
+    """The whole pipeline on weizmann4 laid out under `work` (flow, the autoencoders unless
+    clustering.features=backbone, clustering, predict, evaluate) plus the flow-histogram k-means
+    baseline; returns the result dict (scores per split, person windows and videos)."""
     from actionops.evaluation.baselines import kmeans_baseline
     from actionops.platform.flow import flow_histogram_features
     from actionops.evaluation.metrics import clustering_scores
@@ -105,55 +100,84 @@ def main() -> None:
     from actionops.platform.cluster import ray_session
     from actionops.platform.data import compute_flow, index_dataset, load_manifest
 
+    data = work / "weizmann4_or"
+    if not data.is_dir():
+        weizmann_as_or_layout(src, data, {"p6", "p7", "p8"})
+    cfg = load_config(None, overrides)
+    ctx = stages.Context(cfg=cfg, dataset=data, out=work / name)
+    result: dict = {"dataset": "weizmann4 (36 clips, 4 actions, 9 performers)", "split": "train p0-p5, test p6-p8",
+                    "config": overrides}
+    start = time.perf_counter()
+    with ray_session(cfg.ray):
+        index_dataset(data)
+        _, rows = load_manifest(data)
+        compute_flow(rows, method=cfg.flow.method)
+        # baseline first, on the same flow files
+        for split in ("train", "test", "all"):
+            part = [r for r in rows if split == "all" or r["split"] == split]
+            feats = np.stack([flow_histogram_features(np.load(r["flow_path"]), grid=4, bins=8) for r in part])
+            truth = [json.loads(Path(r["annotation_path"]).read_text())[0]["label"] for r in part]
+            clusters = kmeans_baseline(feats, 4, seed=0)
+            result.setdefault("baseline_flow_hist_kmeans", {})[split] = clustering_scores(truth, clusters)
+        if not stages.uses_backbone(cfg):
+            for datatype in ("frame", "flow"):
+                stages.train_autoencoder(ctx, datatype)
+        if cfg.clustering.add_motion_feature:  # the descriptor alone, on the same windows: what the deep part adds
+            result["motion_descriptor_kmeans"] = motion_only(rows, cfg)
+        tick = time.perf_counter()
+        trained = stages.train_clustering(ctx)
+        result["clustering_seconds"] = round(time.perf_counter() - tick, 1)
+        result["deep"] = {"train_person_window": trained["train_scores"]}
+        for split in ("train", "test"):
+            stages.predict(ctx, split)
+            result["deep"][f"{split}_person_window"] = {k: v for k, v in stages.evaluate(ctx, split).items()
+                                                       if k in ("hungarian_accuracy", "nmi", "ari", "majority_vote_accuracy")}
+            emb = np.load(ctx.out / "predictions" / split / "embeddings.npz")
+            truth, pred = video_level(emb)
+            result["deep"][f"{split}_video"] = clustering_scores(truth, pred)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def show(result: dict) -> None:
+    base, deep = result["baseline_flow_hist_kmeans"], result["deep"]
+    print(f"{'':28s} {'hungarian':>10s} {'nmi':>7s} {'ari':>7s}")
+    for label, scores in [("baseline (all 36 videos)", base["all"]), ("baseline (test videos)", base["test"]),
+                          ("deep, train windows", deep["train_person_window"]),
+                          ("deep, test windows", deep["test_person_window"]), ("deep, test videos", deep["test_video"]),
+                          *[(f"descriptor alone, {k.replace('_person_window', ' windows').replace('_video', ' videos')}", v)
+                            for k, v in result.get("motion_descriptor_kmeans", {}).items()]]:
+        print(f"{label:28s} {scores['hungarian_accuracy']:10.3f} {scores['nmi']:7.3f} {scores['ari']:7.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--set", action="append", default=[], help="extra config overrides")
+    parser.add_argument("--backbone", default=None, help="a `train pretrain` checkpoint: people embedded by it "
+                        "(clustering.features=backbone) instead of the autoencoders")
+    parser.add_argument("--name", default=None, help="results file name (default: clustering_real[_backbone][_motion].json)")
+    args = parser.parse_args()
+    src = SHARED / "weizmann4"
+    if not src.is_dir():
+        print(f"skipped: {src} not found (set ACTIONOPS_SHARED_DATA)")
+        return
     work = Path(tempfile.mkdtemp(prefix="bench_w4_"))
     os.environ.setdefault("ACTIONOPS_MLRUNS", str(work / "mlruns"))
     os.environ.setdefault("ACTIONOPS_STORAGE", str(work / "ray_results"))
     try:
-        data = work / "weizmann4_or"
-        weizmann_as_or_layout(src, data, {"p6", "p7", "p8"})
         overrides = ["autoencoder.width=64", "autoencoder.height=64", f"autoencoder.epochs={args.epochs}",
                      f"clustering.epochs={args.epochs}", "clustering.n_clusters=4", "clustering.registered_model=weizmann4-clustering",
-                     *args.set]
+                     *(["clustering.features=backbone", f"clustering.backbone={Path(args.backbone).resolve()}"]
+                       if args.backbone else []), *args.set]
+        result = run(src, work, overrides)
+        show(result)
+        from actionops.pipelines import load_config
+
         cfg = load_config(None, overrides)
-        ctx = stages.Context(cfg=cfg, dataset=data, out=work / "out")
-        result: dict = {"dataset": "weizmann4 (36 clips, 4 actions, 9 performers)", "split": "train p0-p5, test p6-p8",
-                        "config": overrides}
-        start = time.perf_counter()
-        with ray_session(cfg.ray):
-            index_dataset(data)
-            _, rows = load_manifest(data)
-            compute_flow(rows, method=cfg.flow.method)
-            # baseline first, on the same flow files
-            for split in ("train", "test", "all"):
-                part = [r for r in rows if split == "all" or r["split"] == split]
-                feats = np.stack([flow_histogram_features(np.load(r["flow_path"]), grid=4, bins=8) for r in part])
-                truth = [json.loads(Path(r["annotation_path"]).read_text())[0]["label"] for r in part]
-                clusters = kmeans_baseline(feats, 4, seed=0)
-                result.setdefault("baseline_flow_hist_kmeans", {})[split] = clustering_scores(truth, clusters)
-            for name in ("frame", "flow"):
-                stages.train_autoencoder(ctx, name)
-            if cfg.clustering.add_motion_feature:  # the descriptor alone, on the same windows: what the deep part adds
-                result["motion_descriptor_kmeans"] = motion_only(rows, cfg)
-            trained = stages.train_clustering(ctx)
-            result["deep"] = {"train_person_window": trained["train_scores"]}
-            for split in ("train", "test"):
-                stages.predict(ctx, split)
-                result["deep"][f"{split}_person_window"] = {k: v for k, v in stages.evaluate(ctx, split).items()
-                                                           if k in ("hungarian_accuracy", "nmi", "ari", "majority_vote_accuracy")}
-                emb = np.load(ctx.out / "predictions" / split / "embeddings.npz")
-                truth, pred = video_level(emb)
-                result["deep"][f"{split}_video"] = clustering_scores(truth, pred)
-        result["seconds"] = round(time.perf_counter() - start, 1)
-        base, deep = result["baseline_flow_hist_kmeans"], result["deep"]
-        print(f"{'':28s} {'hungarian':>10s} {'nmi':>7s} {'ari':>7s}")
-        for label, scores in [("baseline (all 36 videos)", base["all"]), ("baseline (test videos)", base["test"]),
-                              ("deep, train windows", deep["train_person_window"]),
-                              ("deep, test windows", deep["test_person_window"]), ("deep, test videos", deep["test_video"]),
-                              *[(f"descriptor alone, {k.replace('_person_window', ' windows').replace('_video', ' videos')}", v)
-                                for k, v in result.get("motion_descriptor_kmeans", {}).items()]]:
-            print(f"{label:28s} {scores['hungarian_accuracy']:10.3f} {scores['nmi']:7.3f} {scores['ari']:7.3f}")
         RESULTS.mkdir(exist_ok=True)
-        name = args.name or ("clustering_real_motion.json" if cfg.clustering.add_motion_feature else "clustering_real.json")
+        name = args.name or ("clustering_real" + ("_backbone" if args.backbone else "")
+                             + ("_motion" if cfg.clustering.add_motion_feature else "") + ".json")
         (RESULTS / name).write_text(json.dumps(result, indent=2, default=float))
         print(f"wrote {RESULTS / name} ({result['seconds']} s)")
     finally:

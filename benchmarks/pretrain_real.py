@@ -15,7 +15,12 @@
    with BatchNorm statistics measured on the same clips); then the classifier pipeline with
    classifier.model=r3d_18 fine-tuned from the pretrained weights vs from random init, same epochs
    and config (params.yaml's classifier section otherwise).
-Not measured (not built): individual clustering with the pretrained features.
+4. Individual clustering on held-out performers (benchmarks/clustering_real: train p0-p5, test
+   p6-p8, K = 4, 24-frame windows at 64 x 64) with people embedded by the pretrained backbone
+   (clustering.features=backbone, RoIAlign on its layer3 / layer4 map), alone and fused with the
+   flow descriptor (the shipped motion feature, weight 4), and the same with a randomly initialised
+   backbone; the autoencoders' scores on that split come from clustering_real_24frames.json
+   (alone) and clustering_real_motion.json (fused), measured by clustering_real.py.
 
 Writes benchmarks/results/pretrain_real.json (pretrained_knn, random_knn, pretrained_linear,
 random_linear: means over the folds; per fold below them).
@@ -52,6 +57,9 @@ def main() -> None:
     parser.add_argument("--trajectories-only", action="store_true",
                         help="rerun part 1 only and update it in the existing results file")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="extra overrides (section.key=value)")
+    parser.add_argument("--clustering", default="layer3,layer4,layer3+motion,random",
+                        help="part 4 variants (comma list; empty: skip): LAYER, LAYER+motion, random")
+    parser.add_argument("--keep-backbone", default=None, help="copy the pretrained checkpoint here")
     args = parser.parse_args()
     src = SHARED / "weizmann4"
     if not src.is_dir():
@@ -75,7 +83,7 @@ def main() -> None:
     cfg = load_config(REPO / "params.yaml", base)
     result: dict = {"machine": machine(("ray", "torch", "faiss-cpu", "scikit-learn", "mlflow")),
                     "settings": vars(args), "pretrain_config": {k: v for k, v in cfg.flat().items() if k.startswith("pretrain.")},
-                    "not_measured": "individual clustering with the pretrained features (not built)"}
+                    }
     out_file = args.out
     try:
         with ray_session(cfg.ray):
@@ -146,9 +154,15 @@ def main() -> None:
             write_result(out_file, result)
             weights = str(ctx_p.out / "pretrain.pt")
 
+            if args.keep_backbone:
+                shutil.copy(weights, args.keep_backbone)
+            if args.clustering:
+                result["individual_clustering"] = clustering_with_backbone(src, work, weights, base, args.clustering)
+                write_result(out_file, result)
+
             # 3. transfer per fold
             folds = {}
-            for fold in args.folds.split(","):
+            for fold in [f for f in args.folds.split(",") if f]:
                 data = work / f"fold_{fold}"
                 weizmann_as_csv_layout(src, data, FOLDS[fold])
                 ctx_f = Context(cfg=pcfg, dataset=data, out=work / f"out_{fold}")
@@ -171,6 +185,8 @@ def main() -> None:
                 print(f"fold {fold}: {entry}", flush=True)
                 result["folds"] = folds
                 write_result(out_file, result)
+            if not folds:
+                return
             for key, name in (("knn_accuracy", "pretrained_knn"), ("random_knn_accuracy", "random_knn"),
                               ("linear_accuracy", "pretrained_linear"), ("random_linear_accuracy", "random_linear")):
                 result[name] = float(np.mean([f[key] for f in folds.values()]))
@@ -181,6 +197,54 @@ def main() -> None:
             write_result(out_file, result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def clustering_with_backbone(src: Path, work: Path, weights: str, base: list[str], variants: str) -> dict:
+    """Part 4: individual clustering on Weizmann with the pretrained backbone as the feature
+    extractor (alone / fused with the flow descriptor) and with a random-init backbone."""
+    import json
+
+    import torch
+
+    from actionops.models import create_model
+    from actionops.models.checkpoint import save_checkpoint
+    from benchmarks.clustering_real import run
+
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    torch.manual_seed(0)
+    random_model = create_model("video_pretrained", **state["model_args"])  # BatchNorm at its initial statistics
+    random_path = save_checkpoint(work / "random_backbone.pt", {"model_name": "video_pretrained",
+                                                                  "model_args": state["model_args"],
+                                                                  "model": random_model.state_dict()})
+    common = [*base, "autoencoder.width=64", "autoencoder.height=64", "autoencoder.seq_len=24", "clustering.epochs=8",
+              "clustering.n_clusters=4", "clustering.registered_model=weizmann4-clustering", "clustering.features=backbone"]
+    out: dict = {"split": "weizmann4 as the operating-room layout: train p0-p5, test p6-p8; K = 4; 24-frame windows",
+                 "score": "Hungarian accuracy on test person windows (test videos: majority cluster per video)"}
+    results = Path(__file__).resolve().parent / "results"
+    for name, file in (("autoencoders", "clustering_real_24frames.json"), ("autoencoders+motion", "clustering_real_motion.json")):
+        if (results / file).is_file():
+            kept = json.loads((results / file).read_text())
+            out[name] = {"from": file, "test_person_window": kept["deep"]["test_person_window"]["hungarian_accuracy"],
+                         "test_video": kept["deep"]["test_video"]["hungarian_accuracy"], "config": kept["config"]}
+    for variant in [v for v in variants.split(",") if v]:
+        layer = "layer3" if variant == "random" else variant.split("+")[0]
+        motion = variant.endswith("+motion")
+        sets = [*common, f"clustering.backbone={random_path if variant == 'random' else weights}",
+                f"clustering.backbone_layer={layer}", f"clustering.add_motion_feature={str(motion).lower()}",
+                *(["clustering.motion_weight=4.0"] if motion else [])]
+        tick = time.perf_counter()
+        got = run(src, work / "clustering", sets, name=f"out_{variant.replace('+', '_')}")
+        deep = got["deep"]
+        out[f"backbone_{variant}" if variant != "random" else "random_backbone_layer3"] = {
+            "test_person_window": deep["test_person_window"]["hungarian_accuracy"],
+            "test_video": deep["test_video"]["hungarian_accuracy"],
+            "train_person_window": deep["train_person_window"]["hungarian_accuracy"],
+            "test_nmi": deep["test_person_window"]["nmi"], "seconds": round(time.perf_counter() - tick, 1),
+            **({"descriptor_alone_test_person_window": got["motion_descriptor_kmeans"]["test_person_window"]["hungarian_accuracy"]}
+               if motion else {}),
+            "baseline_flow_hist_test_videos": got["baseline_flow_hist_kmeans"]["test"]["hungarian_accuracy"]}
+        print(f"individual clustering, {variant}: {out}", flush=True)
+    return out
 
 
 if __name__ == "__main__":
