@@ -2,6 +2,8 @@
 
     python -m benchmarks.pretrain_real [--folds A,B] [--epochs 12] [--ir-epochs 6] [--la-epochs 3]
                                        [--clips-per-video 2] [--finetune-epochs 8] [--synth 12]
+                                       [--clustering layer3,layer4,layer3+motion,random] [--keep-backbone PT]
+    python -m benchmarks.pretrain_real --backbone PT [--clustering ""] [--finetune-set classifier.freeze_until=layer3]
 
 1. Trajectories on the Weizmann videos alone (class folders; labels only score): extraction on Ray
    Data vs a plain loop in this process (videos/s, trajectories/s), then the method's encode and
@@ -60,6 +62,11 @@ def main() -> None:
     parser.add_argument("--clustering", default="layer3,layer4,layer3+motion,random",
                         help="part 4 variants (comma list; empty: skip): LAYER, LAYER+motion, random")
     parser.add_argument("--keep-backbone", default=None, help="copy the pretrained checkpoint here")
+    parser.add_argument("--backbone", default=None, help="skip parts 1-2: use this pretrained checkpoint "
+                        "(e.g. one kept by --keep-backbone)")
+    parser.add_argument("--finetune-set", dest="finetune_sets", action="append", default=[],
+                        help="classifier overrides for the pretrained start only (e.g. classifier.freeze_until=layer3)")
+    parser.add_argument("--finetune-inits", default="pretrained,random", help="which starts to fine-tune")
     args = parser.parse_args()
     src = SHARED / "weizmann4"
     if not src.is_dir():
@@ -67,7 +74,6 @@ def main() -> None:
         return
 
     from actionops.pipelines import load_config
-    from actionops.pipelines.clip_classification.stages import evaluate_classifier, train_classifier
     from actionops.pipelines.context import Context
     from actionops.pipelines.trajectory_clustering import stages
     from actionops.pipelines.trajectory_clustering.extract import extract_trajectories
@@ -87,6 +93,15 @@ def main() -> None:
     out_file = args.out
     try:
         with ray_session(cfg.ray):
+            if args.backbone:
+                pcfg = load_config(REPO / "params.yaml", base)
+                result["pretraining"] = {"from": str(args.backbone)}
+                if args.clustering:
+                    result["individual_clustering"] = clustering_with_backbone(
+                        src, work, str(Path(args.backbone).resolve()), base, args.clustering)
+                    write_result(out_file, result)
+                transfer(args, src, work, str(Path(args.backbone).resolve()), base, pcfg, result, out_file)
+                return
             # 1. trajectories on Weizmann alone: throughput and clusters
             weiz = work / "weizmann4"
             shutil.copytree(src, weiz, ignore=shutil.ignore_patterns("labels.csv"))
@@ -160,43 +175,56 @@ def main() -> None:
                 result["individual_clustering"] = clustering_with_backbone(src, work, weights, base, args.clustering)
                 write_result(out_file, result)
 
-            # 3. transfer per fold
-            folds = {}
-            for fold in [f for f in args.folds.split(",") if f]:
-                data = work / f"fold_{fold}"
-                weizmann_as_csv_layout(src, data, FOLDS[fold])
-                ctx_f = Context(cfg=pcfg, dataset=data, out=work / f"out_{fold}")
-                scores = stages.evaluate_pretrain(ctx_f, weights, "test")
-                entry = {k: scores[k] for k in ("knn_accuracy", "linear_accuracy", "random_knn_accuracy",
-                                                 "random_linear_accuracy", "chance", "videos", "gallery")}
-                for init, w in ((("pretrained", weights), ("random", None)) if args.finetune_epochs else ()):
-                    ccfg = load_config(REPO / "params.yaml", [*base, "classifier.model=r3d_18",
-                                                              f"classifier.epochs={args.finetune_epochs}",
-                                                              *([f"classifier.weights={w}"] if w else [])])
-                    cctx = Context(cfg=ccfg, dataset=data, out=work / f"cls_{fold}_{init}")
-                    tick = time.perf_counter()
-                    trained = train_classifier(cctx, register=False)
-                    seconds = time.perf_counter() - tick
-                    metrics = evaluate_classifier(cctx, None, "test", latency=False)
-                    entry[f"finetune_{init}"] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-                                                 "best_epoch": trained["best_epoch"], "epochs": trained["epochs"],
-                                                 "train_seconds": round(seconds, 1)}
-                folds[fold] = entry
-                print(f"fold {fold}: {entry}", flush=True)
-                result["folds"] = folds
-                write_result(out_file, result)
-            if not folds:
-                return
-            for key, name in (("knn_accuracy", "pretrained_knn"), ("random_knn_accuracy", "random_knn"),
-                              ("linear_accuracy", "pretrained_linear"), ("random_linear_accuracy", "random_linear")):
-                result[name] = float(np.mean([f[key] for f in folds.values()]))
-            for init in ("pretrained", "random") if args.finetune_epochs else ():
-                result[f"finetune_{init}_accuracy"] = float(np.mean([f[f"finetune_{init}"]["accuracy"]
-                                                                     for f in folds.values()]))
-            print({k: v for k, v in result.items() if k.endswith(("_knn", "_linear", "_accuracy"))})
-            write_result(out_file, result)
+            transfer(args, src, work, weights, base, pcfg, result, out_file)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def transfer(args, src: Path, work: Path, weights: str, base: list[str], pcfg, result: dict, out_file: str) -> None:
+    """Part 3: per fold, frozen-feature scores and fine-tuning (see the module doc)."""
+    from actionops.pipelines import load_config
+    from actionops.pipelines.clip_classification.stages import evaluate_classifier, train_classifier
+    from actionops.pipelines.context import Context
+    from actionops.pipelines.trajectory_clustering import stages
+
+    if args.finetune_sets:
+        result["finetune_sets_pretrained"] = list(args.finetune_sets)
+    # 3. transfer per fold
+    folds = {}
+    for fold in [f for f in args.folds.split(",") if f]:
+        data = work / f"fold_{fold}"
+        weizmann_as_csv_layout(src, data, FOLDS[fold])
+        ctx_f = Context(cfg=pcfg, dataset=data, out=work / f"out_{fold}")
+        scores = stages.evaluate_pretrain(ctx_f, weights, "test")
+        entry = {k: scores[k] for k in ("knn_accuracy", "linear_accuracy", "random_knn_accuracy",
+                                         "random_linear_accuracy", "chance", "videos", "gallery")}
+        starts = [(i, weights if i == "pretrained" else None) for i in args.finetune_inits.split(",") if i]
+        for init, w in (starts if args.finetune_epochs else ()):
+            ccfg = load_config(REPO / "params.yaml", [*base, "classifier.model=r3d_18",
+                                                      f"classifier.epochs={args.finetune_epochs}",
+                                                      *([f"classifier.weights={w}", *args.finetune_sets] if w else [])])
+            cctx = Context(cfg=ccfg, dataset=data, out=work / f"cls_{fold}_{init}")
+            tick = time.perf_counter()
+            trained = train_classifier(cctx, register=False)
+            seconds = time.perf_counter() - tick
+            metrics = evaluate_classifier(cctx, None, "test", latency=False)
+            entry[f"finetune_{init}"] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+                                         "best_epoch": trained["best_epoch"], "epochs": trained["epochs"],
+                                         "train_seconds": round(seconds, 1)}
+        folds[fold] = entry
+        print(f"fold {fold}: {entry}", flush=True)
+        result["folds"] = folds
+        write_result(out_file, result)
+    if not folds:
+        return
+    for key, name in (("knn_accuracy", "pretrained_knn"), ("random_knn_accuracy", "random_knn"),
+                      ("linear_accuracy", "pretrained_linear"), ("random_linear_accuracy", "random_linear")):
+        result[name] = float(np.mean([f[key] for f in folds.values()]))
+    for init in ([i for i, _ in starts] if args.finetune_epochs else ()):
+        result[f"finetune_{init}_accuracy"] = float(np.mean([f[f"finetune_{init}"]["accuracy"]
+                                                             for f in folds.values()]))
+    print({k: v for k, v in result.items() if k.endswith(("_knn", "_linear", "_accuracy"))})
+    write_result(out_file, result)
 
 
 def clustering_with_backbone(src: Path, work: Path, weights: str, base: list[str], variants: str) -> dict:
