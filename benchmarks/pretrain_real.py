@@ -267,11 +267,12 @@ def clustering_with_backbone(src: Path, work: Path, weights: str, base: list[str
             "test_person_window": deep["test_person_window"]["hungarian_accuracy"],
             "test_video": deep["test_video"]["hungarian_accuracy"],
             "train_person_window": deep["train_person_window"]["hungarian_accuracy"],
+            "train_kmeans_init": deep["train_person_window"].get("init_hungarian_accuracy"),
             "test_nmi": deep["test_person_window"]["nmi"], "seconds": round(time.perf_counter() - tick, 1),
             **({"descriptor_alone_test_person_window": got["motion_descriptor_kmeans"]["test_person_window"]["hungarian_accuracy"]}
                if motion else {}),
             "baseline_flow_hist_test_videos": got["baseline_flow_hist_kmeans"]["test"]["hungarian_accuracy"]}
-        print(f"individual clustering, {variant}: {out}", flush=True)
+        print(f"individual clustering, {variant}: {out[list(out)[-1]]}", flush=True)
     return out
 
 

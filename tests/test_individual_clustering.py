@@ -108,6 +108,32 @@ def test_unsigned_motion_descriptor_is_phase_invariant():
     assert not desc[1].any()
 
 
+@pytest.mark.parametrize("clip_input", ["rgb_diff", "rgb"])
+def test_backbone_sees_the_input_it_was_pretrained_on(clip_input):
+    """A window in [-1, 1] becomes exactly the clip the classifier / pretraining pipeline makes of
+    the same frames (frames spread over the window, ImageNet normalisation, t+1 - t differences),
+    and a person box lands on the feature map where it is in the window."""
+    from actionops.pipelines.clip_classification.data import eval_indices, input_indices, to_input
+    from actionops.platform.data import symmetric_frames
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    head = {"latent_channels": 64, "n_clusters": 2, "ndf": 4, "alpha": 1.0, "roi_output": 2, "spatial_scale": 1.0,
+            "aligned": True, "add_spatial_feature": False}
+    model = create_model("individual_clustering_backbone", backbone_args={
+        "backbone": "r3d_18", "dim": 8, "num_frames": 8, "image_size": 32, "clip_input": clip_input},
+        layer="layer1", head_args=head)
+    window = torch.from_numpy(symmetric_frames(frames).transpose(1, 0, 2, 3))[None]  # (1, 3, T, H, W)
+    got = model.backbone_input(window)[0].numpy().transpose(1, 0, 2, 3)  # (T, 3, H, W)
+    expected = to_input(frames[input_indices(eval_indices(24, 8, 0, 1), 24, clip_input)], clip_input)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    model.train()
+    assert not model.backbone.training and model.head.training  # frozen BatchNorm statistics
+    fmap = model.feature_map(window)
+    assert fmap.shape == (1, 64, 8, 16, 16)  # layer1: 1/2 of the 32 px input
+
+
 def test_motion_spec_travels_with_the_model():
     """The descriptor a model was trained on is recorded in its head args and wins over params."""
     from actionops.pipelines import load_config

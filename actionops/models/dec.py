@@ -54,8 +54,9 @@ class PersonClusteringHead(nn.Module):
 
     def __init__(self, latent_channels: int, n_clusters: int, ndf: int, alpha: float, roi_output: int,
                  spatial_scale: float, aligned: bool, add_spatial_feature: bool, motion_dim: int = 0,
-                 motion_weight: float = 1.0, motion_spec: list | None = None) -> None:
+                 motion_weight: float = 1.0, motion_spec: list | None = None, normalize: bool = False) -> None:
         super().__init__()
+        self.normalize = normalize  # L2-normalise the embedding (the motion descriptor implies it)
         self.motion_spec = list(motion_spec) if motion_spec else None  # [grid, bins, unsigned] it was trained on
         self.alpha, self.roi_output, self.spatial_scale, self.aligned = alpha, roi_output, spatial_scale, aligned
         self.motion_dim, self.motion_weight = motion_dim, motion_weight
@@ -79,6 +80,8 @@ class PersonClusteringHead(nn.Module):
             if motion is None:
                 raise ValueError("the model has the motion feature on: pass the descriptors")
             z = torch.cat([torch.nn.functional.normalize(z, dim=1), self.motion_weight * motion], dim=1)
+        elif self.normalize:
+            z = torch.nn.functional.normalize(z, dim=1)
         return z
 
     def forward(self, latent: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None,
@@ -96,10 +99,12 @@ class PersonClusteringHead(nn.Module):
 def person_clustering_head(*, latent_channels: int = 64, n_clusters: int = 4, ndf: int = 32, alpha: float = 2.0,
                            roi_output: int = 5, spatial_scale: float = 1 / 4, aligned: bool = True,
                            add_spatial_feature: bool = False, motion_dim: int = 0,
-                           motion_weight: float = 1.0, motion_spec: list | None = None) -> PersonClusteringHead:
-    """DEC clustering head over person RoIs of fused autoencoder latents."""
+                           motion_weight: float = 1.0, motion_spec: list | None = None,
+                           normalize: bool = False) -> PersonClusteringHead:
+    """DEC clustering head over person RoIs of fused autoencoder latents (or a backbone's feature
+    map); `normalize` puts the embeddings on the unit sphere (the backbone variant's default)."""
     return PersonClusteringHead(latent_channels, n_clusters, ndf, alpha, roi_output, spatial_scale, aligned,
-                                add_spatial_feature, motion_dim, motion_weight, motion_spec)
+                                add_spatial_feature, motion_dim, motion_weight, motion_spec, normalize)
 
 
 class PersonClusteringModel(nn.Module):
@@ -218,8 +223,10 @@ class BackbonePersonClustering(PersonClusteringModel):
         return x
 
     def forward(self, frames: torch.Tensor, flow: torch.Tensor, rois: torch.Tensor, spatial: torch.Tensor | None = None,
-                motion: torch.Tensor | None = None, reconstruct: bool = False):
-        fmap = self.feature_map(frames)
+                motion: torch.Tensor | None = None, reconstruct: bool = False, fmap: torch.Tensor | None = None):
+        """As the autoencoder model's forward; `fmap` is this window batch's `feature_map` when the
+        caller has it already (the backbone is frozen: training loops compute it once per window)."""
+        fmap = self.feature_map(frames) if fmap is None else fmap
         scale = torch.tensor([1.0, fmap.shape[-1] / frames.shape[-1], fmap.shape[-2] / frames.shape[-2],
                               fmap.shape[-1] / frames.shape[-1], fmap.shape[-2] / frames.shape[-2]],
                              dtype=rois.dtype, device=rois.device)

@@ -92,9 +92,10 @@ def clustering_loop(config: dict) -> None:
     shard = ray.train.get_dataset_shard("train")
     keys = MODEL_KEYS
     targets: dict[str, torch.Tensor] = {}
+    cache = FeatureCache(core)
     for epoch in ctx.epochs(start, c.epochs):
         if not targets or epoch % c.update_interval == 0:
-            targets = _dec_targets(model, shard, c.batch_size, ctx, keys, dec_target)
+            targets = _dec_targets(model, shard, c.batch_size, ctx, keys, dec_target, cache)
         sums = {"loss": 0.0, "mse_frame": 0.0, "mse_flow": 0.0, "kl": 0.0}
         batches = 0
         model.train()
@@ -102,7 +103,8 @@ def clustering_loop(config: dict) -> None:
             t = _tensors(batch, keys, ctx.device)
             rois, spatial, motion, _ = core.person_inputs(t)
             with ctx.autocast():
-                _, q, rec_frame, rec_flow = model(t["frames"], t["flow"], rois, spatial, motion, reconstruct=True)
+                _, q, rec_frame, rec_flow = model(t["frames"], t["flow"], rois, spatial, motion, reconstruct=True,
+                                                  **cache.kwargs(batch, t["frames"]))
             p = torch.cat([targets[_key(v, s)] for v, s in zip(batch["video_id"], batch["start"])]).to(ctx.device)
             kl = F.kl_div(q.float().clamp_min(1e-8).log(), p, reduction="batchmean")
             zero = torch.zeros((), device=kl.device)
@@ -125,7 +127,34 @@ def _key(video_id: Any, start: Any) -> str:
     return f"{video_id}@{int(start)}"
 
 
-def _dec_targets(model, shard, batch_size, ctx, keys, dec_target) -> dict:
+class FeatureCache:
+    """Feature maps of a frozen backbone per window (`individual_clustering_backbone`): computed
+    on first sight, kept while they fit in `budget_bytes` (beyond that, recomputed every pass).
+    For the autoencoder model (which trains its encoders) it is a no-op."""
+
+    def __init__(self, core: Any, budget_bytes: float = 2e9) -> None:
+        self.active = hasattr(core, "feature_map")
+        self.core, self.budget, self.used = core, budget_bytes, 0
+        self.maps: dict[str, Any] = {}
+
+    def kwargs(self, batch: dict, frames: Any) -> dict:
+        """{"fmap": ...} for the model's forward (empty for models without a frozen backbone)."""
+        import torch
+
+        if not self.active:
+            return {}
+        keys = [_key(v, s) for v, s in zip(batch["video_id"], batch["start"])]
+        if all(k in self.maps for k in keys):
+            return {"fmap": torch.stack([self.maps[k] for k in keys]).to(frames.device)}
+        fmap = self.core.feature_map(frames)
+        for key, one in zip(keys, fmap):
+            if key not in self.maps and self.used + one.numel() * one.element_size() <= self.budget:
+                self.maps[key] = one.detach().cpu()
+                self.used += one.numel() * one.element_size()
+        return {"fmap": fmap}
+
+
+def _dec_targets(model, shard, batch_size, ctx, keys, dec_target, cache: FeatureCache) -> dict:
     """q for every person of the shard (no grad), then p over all of them, split per window."""
     import torch
 
@@ -138,7 +167,7 @@ def _dec_targets(model, shard, batch_size, ctx, keys, dec_target) -> dict:
         for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy"):
             t = _tensors(batch, keys, ctx.device)
             rois, spatial, motion, _ = core.person_inputs(t)
-            _, q = model(t["frames"], t["flow"], rois, spatial, motion)
+            _, q = model(t["frames"], t["flow"], rois, spatial, motion, **cache.kwargs(batch, t["frames"]))
             qs.append(q.float().cpu())
             counts = t["mask"].sum(dim=1).long().tolist()
             owners += [(_key(v, s), n) for v, s, n in zip(batch["video_id"], batch["start"], counts)]

@@ -176,7 +176,10 @@ def _backbone_model(cfg: Config):
         raise ActionopsError(f"{source} holds a {state.get('model_name', 'unknown')} model"
                              f"{' (' + state['method'] + ')' if state.get('method') else ''}, not a pretrained video backbone",
                              hint)
-    head = {**_head_args(cfg), "latent_channels": LAYER_CHANNELS[c.backbone_layer], "spatial_scale": 1.0}
+    # unit-norm embeddings: unnormalised, the Student-t assignments of 6,400 pooled features through a
+    # random projection were near uniform and DEC put every person in one cluster (Weizmann: NMI 0.0)
+    head = {**_head_args(cfg), "latent_channels": LAYER_CHANNELS[c.backbone_layer], "spatial_scale": 1.0,
+            "normalize": True}
     model_args = {"backbone_args": dict(state["model_args"]), "layer": c.backbone_layer, "head_args": head,
                   "source": source}
     model = create_model("individual_clustering_backbone", **model_args)
