@@ -60,7 +60,9 @@ def main() -> None:
                         help="rerun part 1 only and update it in the existing results file")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="extra overrides (section.key=value)")
     parser.add_argument("--clustering", default="layer3,layer4,layer3+motion,random",
-                        help="part 4 variants (comma list; empty: skip): LAYER, LAYER+motion, random")
+                        help="part 4 variants (comma list; empty: skip): LAYER, LAYER+motion (weight 4), LAYER+motionW, random")
+    parser.add_argument("--clustering-folds", default="A", help="part 4 on these folds' test performers "
+                        "(A: p6-p8, the split of clustering_real.py; B: p0-p2)")
     parser.add_argument("--keep-backbone", default=None, help="copy the pretrained checkpoint here")
     parser.add_argument("--backbone", default=None, help="skip parts 1-2: use this pretrained checkpoint "
                         "(e.g. one kept by --keep-backbone)")
@@ -98,7 +100,7 @@ def main() -> None:
                 result["pretraining"] = {"from": str(args.backbone)}
                 if args.clustering:
                     result["individual_clustering"] = clustering_with_backbone(
-                        src, work, str(Path(args.backbone).resolve()), base, args.clustering)
+                        src, work, str(Path(args.backbone).resolve()), base, args.clustering, args.clustering_folds)
                     write_result(out_file, result)
                 transfer(args, src, work, str(Path(args.backbone).resolve()), base, pcfg, result, out_file)
                 return
@@ -172,7 +174,7 @@ def main() -> None:
             if args.keep_backbone:
                 shutil.copy(weights, args.keep_backbone)
             if args.clustering:
-                result["individual_clustering"] = clustering_with_backbone(src, work, weights, base, args.clustering)
+                result["individual_clustering"] = clustering_with_backbone(src, work, weights, base, args.clustering, args.clustering_folds)
                 write_result(out_file, result)
 
             transfer(args, src, work, weights, base, pcfg, result, out_file)
@@ -227,7 +229,8 @@ def transfer(args, src: Path, work: Path, weights: str, base: list[str], pcfg, r
     write_result(out_file, result)
 
 
-def clustering_with_backbone(src: Path, work: Path, weights: str, base: list[str], variants: str) -> dict:
+def clustering_with_backbone(src: Path, work: Path, weights: str, base: list[str], variants: str,
+                             folds: str = "A") -> dict:
     """Part 4: individual clustering on Weizmann with the pretrained backbone as the feature
     extractor (alone / fused with the flow descriptor) and with a random-init backbone."""
     import json
@@ -246,7 +249,8 @@ def clustering_with_backbone(src: Path, work: Path, weights: str, base: list[str
                                                                   "model": random_model.state_dict()})
     common = [*base, "autoencoder.width=64", "autoencoder.height=64", "autoencoder.seq_len=24", "clustering.epochs=8",
               "clustering.n_clusters=4", "clustering.registered_model=weizmann4-clustering", "clustering.features=backbone"]
-    out: dict = {"split": "weizmann4 as the operating-room layout: train p0-p5, test p6-p8; K = 4; 24-frame windows",
+    out: dict = {"split": "weizmann4 as the operating-room layout: fold A test p6-p8 (keys without a fold), "
+                          "fold B test p0-p2 (fold_B_*); the other performers train; K = 4; 24-frame windows",
                  "score": "Hungarian accuracy on test person windows (test videos: majority cluster per video)"}
     results = Path(__file__).resolve().parent / "results"
     for name, file in (("autoencoders", "clustering_real_24frames.json"), ("autoencoders+motion", "clustering_real_motion.json")):
@@ -254,20 +258,22 @@ def clustering_with_backbone(src: Path, work: Path, weights: str, base: list[str
             kept = json.loads((results / file).read_text())
             out[name] = {"from": file, "test_person_window": kept["deep"]["test_person_window"]["hungarian_accuracy"],
                          "test_video": kept["deep"]["test_video"]["hungarian_accuracy"], "config": kept["config"]}
-    for variant in [v for v in variants.split(",") if v]:
+    for fold, variant in [(f, v) for f in folds.split(",") if f for v in variants.split(",") if v]:
         layer = "layer3" if variant == "random" else variant.split("+")[0]
-        motion = variant.endswith("+motion")
+        motion = "+motion" in variant  # LAYER+motion: the shipped weight 4; LAYER+motionW: weight W
+        weight = variant.split("+motion")[1] or "4.0" if motion else None
         sets = [*common, f"clustering.backbone={random_path if variant == 'random' else weights}",
                 f"clustering.backbone_layer={layer}", f"clustering.add_motion_feature={str(motion).lower()}",
-                *(["clustering.motion_weight=4.0"] if motion else [])]
+                *([f"clustering.motion_weight={float(weight)}"] if motion else [])]
         tick = time.perf_counter()
-        got = run(src, work / "clustering", sets, name=f"out_{variant.replace('+', '_')}")
+        got = run(src, work / "clustering", sets, name=f"out_{fold}_{variant.replace('+', '_')}",
+                  test=frozenset(FOLDS[fold]["test"]))
         deep = got["deep"]
-        out[f"backbone_{variant}" if variant != "random" else "random_backbone_layer3"] = {
+        out[("" if fold == "A" else f"fold_{fold}_") + (f"backbone_{variant}" if variant != "random" else "random_backbone_layer3")] = {
             "test_person_window": deep["test_person_window"]["hungarian_accuracy"],
             "test_video": deep["test_video"]["hungarian_accuracy"],
             "train_person_window": deep["train_person_window"]["hungarian_accuracy"],
-            "train_kmeans_init": deep["train_person_window"].get("init_hungarian_accuracy"),
+            "train_kmeans_init": deep["train_fit"].get("init_hungarian_accuracy"),
             "test_nmi": deep["test_person_window"]["nmi"], "seconds": round(time.perf_counter() - tick, 1),
             **({"descriptor_alone_test_person_window": got["motion_descriptor_kmeans"]["test_person_window"]["hungarian_accuracy"]}
                if motion else {}),
