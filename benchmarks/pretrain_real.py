@@ -60,7 +60,8 @@ def main() -> None:
                         help="rerun part 1 only and update it in the existing results file")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="extra overrides (section.key=value)")
     parser.add_argument("--clustering", default="layer3,layer4,layer3+motion,random",
-                        help="part 4 variants (comma list; empty: skip): LAYER, LAYER+motion (weight 4), LAYER+motionW, random")
+                        help="part 4 variants (comma list; empty: skip): LAYER, LAYER+motion (weight 4), LAYER+motionW; "
+                        "random (layer3) or random-LAYER...: a randomly initialised backbone")
     parser.add_argument("--clustering-folds", default="A", help="part 4 on these folds' test performers "
                         "(A: p6-p8, the split of clustering_real.py; B: p0-p2)")
     parser.add_argument("--keep-backbone", default=None, help="copy the pretrained checkpoint here")
@@ -259,17 +260,18 @@ def clustering_with_backbone(src: Path, work: Path, weights: str, base: list[str
             out[name] = {"from": file, "test_person_window": kept["deep"]["test_person_window"]["hungarian_accuracy"],
                          "test_video": kept["deep"]["test_video"]["hungarian_accuracy"], "config": kept["config"]}
     for fold, variant in [(f, v) for f in folds.split(",") if f for v in variants.split(",") if v]:
-        layer = "layer3" if variant == "random" else variant.split("+")[0]
+        random_init = variant.startswith("random")  # "random" (layer3) or "random-LAYER[+motion...]"
+        layer = "layer3" if variant == "random" else variant.removeprefix("random-").split("+")[0]
         motion = "+motion" in variant  # LAYER+motion: the shipped weight 4; LAYER+motionW: weight W
         weight = variant.split("+motion")[1] or "4.0" if motion else None
-        sets = [*common, f"clustering.backbone={random_path if variant == 'random' else weights}",
+        sets = [*common, f"clustering.backbone={random_path if random_init else weights}",
                 f"clustering.backbone_layer={layer}", f"clustering.add_motion_feature={str(motion).lower()}",
                 *([f"clustering.motion_weight={float(weight)}"] if motion else [])]
         tick = time.perf_counter()
         got = run(src, work / "clustering", sets, name=f"out_{fold}_{variant.replace('+', '_')}",
                   test=frozenset(FOLDS[fold]["test"]))
         deep = got["deep"]
-        out[("" if fold == "A" else f"fold_{fold}_") + (f"backbone_{variant}" if variant != "random" else "random_backbone_layer3")] = {
+        out[("" if fold == "A" else f"fold_{fold}_") + (f"backbone_{variant}" if not random_init else f"random_backbone_{variant.removeprefix('random-').replace('random', 'layer3')}")] = {
             "test_person_window": deep["test_person_window"]["hungarian_accuracy"],
             "test_video": deep["test_video"]["hungarian_accuracy"],
             "train_person_window": deep["train_person_window"]["hungarian_accuracy"],

@@ -202,3 +202,6 @@ def test_individual_clustering_pools_people_from_the_pretrained_backbone(run_of,
                                 "--weights", str(scenes["out"] / "clustering.pt")])
     assert wrong.exit_code == 1
     assert "holds a individual_clustering model" in str(wrong.exception) and "train pretrain" in wrong.exception.hint
+    empty = runner.invoke(app, ["train", "clustering", str(scenes["data"]), "--out", str(tmp_path / "w"), *sets,
+                                "--set", "clustering.features=backbone"])
+    assert empty.exit_code == 1 and "clustering.backbone is empty" in str(empty.exception)

@@ -48,7 +48,7 @@ class ClusteringConfig:
     motion_weight: NonNegativeFloat = 1.0  # scale of the descriptor against the L2-normalised deep embedding
     features: Literal["autoencoders", "backbone"] = "autoencoders"  # backbone: person RoIs from clustering.backbone's feature map
     backbone: str = ""  # features=backbone: models:/video-pretrained@ALIAS or a `train pretrain` checkpoint (.pt)
-    backbone_layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer3"  # the feature map RoIs are pooled from
+    backbone_layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer4"  # the feature map RoIs are pooled from (Weizmann: layer4 > layer3)
     epochs: Positive = 6
     batch_size: Positive = 8
     update_interval: Positive = 1  # epochs between DEC target refreshes (computed over the whole shard)

@@ -241,17 +241,15 @@ def train_clustering(ctx: Context, *, parent_run_id: str | None = None, register
     cfg, c = ctx.cfg, ctx.cfg.clustering
     rows = manifest_rows(ctx, "train")
     _require_flow(rows)
-    if not uses_backbone(cfg):
-        frame_state, flow_state = load_state(ctx.out / "ae_frame.pt"), load_state(ctx.out / "ae_flow.pt")
-    max_people = max(int(r["people"]) for r in rows)
-    ds = window_dataset(rows, cfg.autoencoder, people=max_people, spatial=c.add_spatial_feature,
-                        motion=motion_spec(c)).materialize()
     torch.manual_seed(cfg.train.seed)
-    if uses_backbone(cfg):
+    if uses_backbone(cfg):  # a wrong --weights fails here, before any video is decoded
         model, model_args = _backbone_model(cfg)
         ctx.say(f"features: {c.backbone_layer} of the pretrained backbone {model_args['source']} (frozen)")
     else:
-        model, model_args = _clustering_model(cfg, frame_state, flow_state)
+        model, model_args = _clustering_model(cfg, load_state(ctx.out / "ae_frame.pt"), load_state(ctx.out / "ae_flow.pt"))
+    max_people = max(int(r["people"]) for r in rows)
+    ds = window_dataset(rows, cfg.autoencoder, people=max_people, spatial=c.add_spatial_feature,
+                        motion=motion_spec(c)).materialize()
     init = embed_windows(model, ds, c.batch_size)
     if len(init["z"]) < c.n_clusters:
         raise DataError(f"{len(init['z'])} people in the training windows but clustering.n_clusters={c.n_clusters}",
