@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra config overrides")
     parser.add_argument("--backbone", default=None, help="a `train pretrain` checkpoint: people embedded by it "
                         "(clustering.features=backbone) instead of the autoencoders")
+    parser.add_argument("--fold", default="A", choices=["A", "B"], help="test performers: A p6-p8, B p0-p2 "
+                        "(benchmarks/classify_real.FOLDS)")
     parser.add_argument("--name", default=None, help="results file name (default: clustering_real[_backbone][_motion].json)")
     args = parser.parse_args()
     src = SHARED / "weizmann4"
@@ -170,14 +172,17 @@ def main() -> None:
                      f"clustering.epochs={args.epochs}", "clustering.n_clusters=4", "clustering.registered_model=weizmann4-clustering",
                      *(["clustering.features=backbone", f"clustering.backbone={Path(args.backbone).resolve()}"]
                        if args.backbone else []), *args.set]
-        result = run(src, work, overrides)
+        from benchmarks.classify_real import FOLDS
+
+        result = run(src, work, overrides, test=frozenset(FOLDS[args.fold]["test"]))
         show(result)
         from actionops.pipelines import load_config
 
         cfg = load_config(None, overrides)
         RESULTS.mkdir(exist_ok=True)
         name = args.name or ("clustering_real" + ("_backbone" if args.backbone else "")
-                             + ("_motion" if cfg.clustering.add_motion_feature else "") + ".json")
+                             + ("_motion" if cfg.clustering.add_motion_feature else "")
+                             + ("" if args.fold == "A" else f"_fold{args.fold}") + ".json")
         (RESULTS / name).write_text(json.dumps(result, indent=2, default=float))
         print(f"wrote {RESULTS / name} ({result['seconds']} s)")
     finally:
