@@ -66,3 +66,8 @@ class OptimConfig:
     lr_cm: PositiveFloat = 1e-3
     lmd_cm: NonNegativeFloat = 10.0
     weight_decay: NonNegativeFloat = 0.0
+
+
+def uses_backbone(cfg) -> bool:
+    """True when people are embedded by a pretrained video backbone (clustering.features=backbone)."""
+    return cfg.clustering.features == "backbone"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actionops.pipelines.individual_clustering import config as _config  # noqa: F401  (registers its sections)
+from actionops.pipelines.individual_clustering.config import uses_backbone
 from actionops.pipelines.method import Method, Stage, TuneDefaults, lazy, register_method
 from actionops.pipelines.runner import dataset_inputs, index_stage, output_file
 
@@ -21,25 +22,21 @@ def _sample(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def _backbone(ctx) -> bool:
-    return ctx.cfg.clustering.features == "backbone"
-
-
 def _autoencoder(ctx, datatype: str) -> dict:
     """The autoencoder stage: skipped when a pretrained backbone embeds the people."""
-    if _backbone(ctx):
+    if uses_backbone(ctx.cfg):
         return {"skipped": f"clustering.features=backbone ({ctx.cfg.clustering.backbone})"}
     return lazy(f"{STAGES}:train_autoencoder")(ctx, datatype)
 
 
 def _ae_output(datatype: str):
-    return lambda ctx: [] if _backbone(ctx) else [Path(ctx.out) / f"ae_{datatype}.pt"]
+    return lambda ctx: [] if uses_backbone(ctx.cfg) else [Path(ctx.out) / f"ae_{datatype}.pt"]
 
 
 def _clustering_inputs(ctx) -> list[Path]:
     """The two autoencoders, or the backbone file when it is one (a models:/ URI is config)."""
     c = ctx.cfg.clustering
-    if _backbone(ctx):
+    if uses_backbone(ctx.cfg):
         return [Path(c.backbone)] if c.backbone and Path(c.backbone).is_file() else []
     return [Path(ctx.out) / "ae_frame.pt", Path(ctx.out) / "ae_flow.pt"]
 

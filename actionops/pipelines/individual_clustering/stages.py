@@ -21,6 +21,7 @@ import numpy as np
 
 from actionops.errors import ActionopsError, DataError
 from actionops.pipelines.context import Context
+from actionops.pipelines.individual_clustering.config import uses_backbone
 from actionops.platform.config import Config
 
 CHECKPOINT = "clustering.pt"
@@ -152,11 +153,6 @@ def _clustering_model(cfg: Config, frame_state: dict | None = None, flow_state: 
         model.frame_ae.load_state_dict(frame_state["model"])
         model.flow_ae.load_state_dict(flow_state["model"])
     return model, model_args
-
-
-def uses_backbone(cfg: Config) -> bool:
-    """True when people are embedded by a pretrained video backbone (clustering.features=backbone)."""
-    return cfg.clustering.features == "backbone"
 
 
 def _backbone_model(cfg: Config):
