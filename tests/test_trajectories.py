@@ -165,3 +165,94 @@ def test_extraction_on_ray_writes_parquet_per_video_resumes_and_reports_bad_vide
     assert again["counts"]["up to date"] == 4 and again["counts"]["done"] == 0
     other = extract_trajectories(rows[:1], tmp_path / "traj", TrackSpec(step=4, length=6))
     assert other["counts"]["done"] == 1 and len(list((tmp_path / "traj").glob("*.parquet"))) == 1  # old spec's files gone
+
+
+@pytest.mark.parametrize("axis, expected_bin", [(1, 0), (0, 2)])
+def test_hog_part_bins_the_frame_gradient_orientation(axis, expected_bin):
+    """A brightness ramp along x (axis 1) has gradients at angle 0 -> HOG bin 0; along y -> pi/2, bin 2.
+    The HOG part sits after the shape, before HOF, and every cell holds only its bin."""
+    from actionops.pipelines.trajectory_clustering.tracks import tube_descriptors
+
+    spec = TrackSpec(length=4, nxy=2, nt=2, tube=16, hog=True)
+    assert list(spec.descriptor_spec()["parts"]) == ["shape", "hog", "hof", "mbhx", "mbhy"]
+    ramp = np.add.outer(np.zeros(48), np.arange(48) * 4.0) if axis == 1 else np.add.outer(np.arange(48) * 4.0, np.zeros(48))
+    gray = np.repeat(ramp[None].astype(np.uint8), spec.length + 1, axis=0)
+    flow = np.zeros((spec.length, 48, 48, 2), np.float32)
+    trajs = [{"start": 0, "points": np.tile(np.float32([24, 24]), (spec.length + 1, 1))}]
+    desc = tube_descriptors(flow, trajs, spec, 1.0, gray)
+    cells = spec.nxy * spec.nxy * spec.nt
+    assert desc.shape == (1, spec.dim - 2 * spec.length)
+    hog = desc[0, :cells * 8].reshape(spec.nt, spec.nxy, spec.nxy, 8)
+    assert np.allclose(hog[..., expected_bin], 1.0) and np.allclose(np.delete(hog, expected_bin, -1), 0.0)
+    with pytest.raises(ValueError, match="grayscale"):
+        tube_descriptors(flow, trajs, spec)
+
+
+def _clip_rows(root, frames, seed=3):
+    from actionops.platform.data import index_dataset
+    from actionops.platform.synth import generate_clips
+
+    generate_clips(root / "clips", videos=1, frames=frames, width=64, height=48, seed=seed)
+    index_dataset(root / "clips", out=root / "manifest.parquet", flow_dir=root / "flow")
+    from actionops.platform.data import load_manifest
+
+    return load_manifest(root / "clips", root / "manifest.parquet")[1]
+
+
+def test_long_video_splits_into_frame_ranges_that_resume_after_a_crash(tmp_path, monkeypatch):
+    """A 48-frame video in 16-frame ranges: three range tasks, one parquet, no part left, starts
+    spread over the whole video, about as many trajectories as one whole run. A range that crashes
+    fails its video (with the reason); the rerun computes that range only and gives the same table."""
+    from actionops.pipelines.trajectory_clustering import extract
+
+    rows = _clip_rows(tmp_path, 48)
+    spec = TrackSpec(step=4, length=8)
+    whole = extract.extract_trajectories(rows, tmp_path / "whole", spec, chunk_frames=None, use_ray=False)
+    chunked = extract.extract_trajectories(rows, tmp_path / "chunked", spec, chunk_frames=16, use_ray=False)
+    assert (whole["ranges"], chunked["ranges"]) == (1, 3) and chunked["counts"]["done"] == 1
+    vid = str(rows[0]["video_id"])
+    assert [p.name for p in (tmp_path / "chunked").glob("*.parquet")] == [extract.parquet_name(vid)]
+    info, desc = extract._read_table(tmp_path / "chunked" / extract.parquet_name(vid))
+    assert info[:, 0].min() < 16 <= 32 <= info[:, 0].max() <= 48 - spec.length - 1
+    assert abs(len(info) - whole["trajectories"]) <= 0.25 * whole["trajectories"] and desc.shape[1] == spec.dim
+
+    real = extract.video_trajectories
+
+    def crash_in_the_middle(*args, **kw):
+        if kw.get("start") == 16:
+            raise RuntimeError("worker lost")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(extract, "video_trajectories", crash_in_the_middle)
+    crashed = extract.extract_trajectories(rows, tmp_path / "resumed", spec, chunk_frames=16, use_ray=False)
+    assert crashed["counts"]["failed"] == 1 and "worker lost" in crashed["videos"][0]["reason"]
+    assert len(list((tmp_path / "resumed").glob("*.part-*.parquet"))) == 2  # the finished ranges are kept
+    monkeypatch.setattr(extract, "video_trajectories", real)
+    resumed = extract.extract_trajectories(rows, tmp_path / "resumed", spec, chunk_frames=16, use_ray=False)
+    assert resumed["ranges"] == 1 and resumed["counts"]["done"] == 1
+    again_info, again_desc = extract._read_table(tmp_path / "resumed" / extract.parquet_name(vid))
+    np.testing.assert_array_equal(again_info, info)
+    np.testing.assert_array_equal(again_desc, desc)
+
+
+def test_trajectories_read_the_flow_stage_files(ray_local, tmp_path):
+    """After `flow compute` (the platform's flow stage), extraction reads its flow instead of computing
+    it, with the same descriptors, on Ray Data, in frame ranges too; flow of another size is not used."""
+    from actionops.pipelines.trajectory_clustering import extract
+    from actionops.platform.data import compute_flow
+
+    rows = _clip_rows(tmp_path, 40)
+    spec = TrackSpec(step=4, length=8)
+    computed = extract.extract_trajectories(rows, tmp_path / "computed", spec, chunk_frames=None)
+    assert computed["flow"] == {"cache": 0, "computed": 1}
+    compute_flow(rows)
+    cached = extract.extract_trajectories(rows, tmp_path / "cached", spec, chunk_frames=None)
+    assert cached["flow"] == {"cache": 1, "computed": 0}
+    name = extract.parquet_name(str(rows[0]["video_id"]))
+    np.testing.assert_allclose(extract._read_table(tmp_path / "cached" / name)[1],
+                               extract._read_table(tmp_path / "computed" / name)[1], atol=1e-6)
+    ranged = extract.extract_trajectories(rows, tmp_path / "ranged", spec, chunk_frames=16)
+    assert ranged["ranges"] == 3 and ranged["flow"] == {"cache": 1, "computed": 0}
+    resized = extract.extract_trajectories(rows, tmp_path / "resized", spec, chunk_frames=None, size=(48, 36))
+    assert resized["flow"] == {"cache": 0, "computed": 1} and resized["counts"]["done"] == 1
+    assert extract._read_table(tmp_path / "resized" / name)[0][:, 2].max() < 48  # x in the resized frames

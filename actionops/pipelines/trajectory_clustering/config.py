@@ -25,7 +25,10 @@ class TrajectoriesConfig:
     scales: Positive = 1  # pyramid levels, each 1/sqrt(2) of the one above (reference 8)
     length: Annotated[int, Range(2)] = 15  # frames a trajectory is tracked (reference L=15)
     tube: Positive = 32  # px square of the descriptor tube (reference 32)
-    flow_method: Literal["farneback", "tvl1", "dis"] = "farneback"  # the flow stage's methods
+    hog: bool = False  # HOG of the frames beside HOF / MBH (appearance; README: off measured better on real video)
+    flow_method: Literal["farneback", "dis"] = "farneback"  # the flow stage's methods; its finished files are reused
+    size: str | None = None  # "WxH": frames resized before tracking (the flow stage's size reuses its files); None: as is
+    chunk_frames: Annotated[int, Range(2)] | None = 300  # longer videos are split into frame ranges (a Ray task each)
     gmm_components: Annotated[int, Range(1)] = 16  # K per part (reference 256; 16 won on Weizmann, see README)
     pca_keep: Share = 0.5  # share of each part's dimensions PCA keeps
     sample: Positive = 100_000  # trajectories sampled (over all videos) to fit PCA + GMM

@@ -31,7 +31,7 @@ def _sample(root: Path, seed: int = 0) -> Path:
 def _trajectory_files(ctx) -> list[Path]:
     """What encode reads: every video's parquet and the spec they were made with (rewritten only when they change)."""
     folder = Path(ctx.out) / "trajectories"
-    return sorted(folder.glob("*.parquet")) + [folder / "trajectories_spec.json"]
+    return sorted(p for p in folder.glob("*.parquet") if ".part-" not in p.name) + [folder / "trajectories_spec.json"]
 
 
 def _fisher(ctx) -> list[Path]:

@@ -40,7 +40,7 @@ def _method():
 def track_spec(c: Any):
     from actionops.pipelines.trajectory_clustering.tracks import TrackSpec
 
-    return TrackSpec(step=c.step, scales=c.scales, length=c.length, tube=c.tube)
+    return TrackSpec(step=c.step, scales=c.scales, length=c.length, tube=c.tube, hog=c.hog)
 
 
 def video_rows(ctx: Context) -> list[dict]:
@@ -67,10 +67,19 @@ def compute_stage(ctx: Context) -> dict:
 
     c = ctx.cfg.trajectories
     rows = video_rows(ctx)
-    items = [{"video_id": str(r["video_id"]), "path": str(r["path"]), "pose_path": r.get("pose_path")} for r in rows]
+    from actionops.errors import ConfigError
+    from actionops.platform.flow import parse_size
+
+    try:
+        size = parse_size(c.size)
+    except ValueError as exc:
+        raise ConfigError(f"trajectories.size: {exc}", "set it to WxH (e.g. 360x240) or null") from None
+    keys = ("video_id", "path", "pose_path", "frames", "width", "height", "flow_path", "content_md5")
+    items = [{k: (str(r[k]) if k in ("video_id", "path") else r.get(k)) for k in keys} for r in rows]
     with progress_bar(ctx.console, "trajectories", len(items), "videos ") as update:
         report = extract_trajectories(items, Path(ctx.out) / TRAJECTORIES, track_spec(c), flow_method=c.flow_method,
-                                      use_ray=True, progress=lambda done, total: update(done, total))
+                                      use_ray=True, chunk_frames=c.chunk_frames, size=size,
+                                      progress=lambda done, total: update(done, total))
     (Path(ctx.out) / "trajectories_report.json").write_text(json.dumps(report, indent=1, default=str))
     counts = report["counts"]
     for row in report["videos"]:
@@ -81,8 +90,11 @@ def compute_stage(ctx: Context) -> dict:
     if counts["done"] + counts["up to date"] == 0:
         raise DataError(f"no video of {ctx.dataset} gave a trajectory of {c.length} frames",
                         "lower trajectories.length or trajectories.step, or check the videos (trajectories_report.json)")
+    if report["flow"]["cache"]:
+        ctx.say(f"flow of {report['flow']['cache']} videos read from the flow stage's files")
     return {"videos": len(items), **{k.replace(" ", "_"): v for k, v in counts.items()},
-            "trajectories_new": report["trajectories"], "seconds": round(report["seconds"], 2)}
+            "trajectories_new": report["trajectories"], "flow_from_cache": report["flow"]["cache"],
+            "frame_ranges": report["ranges"], "seconds": round(report["seconds"], 2)}
 
 
 def _descriptors(ctx: Context) -> dict[str, np.ndarray]:

@@ -8,9 +8,11 @@ kept unless it is static (its points' spread under `min_spread` px) or erratic (
 `max_step_share` of the whole path). Each kept trajectory gets:
 
 - shape: its `length` displacement vectors divided by the sum of their magnitudes (2 L values);
-- HOF (9 bins: 8 orientations + no motion), MBHx, MBHy (8 bins each: orientations of the flow's x /
+- HOG (8 bins: orientations of the frame's intensity gradient, magnitude-weighted; with `hog`),
+  HOF (9 bins: 8 orientations + no motion), MBHx, MBHy (8 bins each: orientations of the flow's x /
   y component gradients, magnitude-weighted) in the space-time tube around it: `tube` px square
-  (scaled), split into `nxy` x `nxy` x `nt` cells, each cell's histogram L2-normalised.
+  (scaled), split into `nxy` x `nxy` x `nt` cells, each cell's histogram L2-normalised. Parts are
+  stored in that order (shape, hog, hof, mbhx, mbhy), as the reference writes them.
 
 Tracking and the tube descriptors are written here (no library offers them); flow, median
 filtering and gradients come from OpenCV.
@@ -35,12 +37,19 @@ class TrackSpec:
     tube: int = 32  # px square around the track at scale 1
     nxy: int = 2
     nt: int = 3
+    hog: bool = False  # appearance: HOG of the frames in the tube (off: motion parts only)
 
     def descriptor_spec(self) -> dict:
         """What a Fisher model fitted on these descriptors must match."""
-        return {"kind": "dense-trajectories", **asdict(self), "parts": {"shape": 2 * self.length,
-                "hof": self.nxy * self.nxy * self.nt * 9, "mbhx": self.nxy * self.nxy * self.nt * 8,
-                "mbhy": self.nxy * self.nxy * self.nt * 8}}
+        cells = self.nxy * self.nxy * self.nt
+        parts = {"shape": 2 * self.length, **({"hog": cells * 8} if self.hog else {}),
+                 "hof": cells * 9, "mbhx": cells * 8, "mbhy": cells * 8}
+        return {"kind": "dense-trajectories", **asdict(self), "parts": parts}
+
+    @property
+    def tube_bins(self) -> list[tuple[str, int]]:
+        """(part, bins per cell) of the tube descriptors, in storage order."""
+        return [("hog", 8)] * self.hog + [("hof", 9), ("mbhx", 8), ("mbhy", 8)]
 
     @property
     def dim(self) -> int:
@@ -133,12 +142,17 @@ def _binned(dx: np.ndarray, dy: np.ndarray, bins: int, still: float | None) -> n
     return out
 
 
-def _integral(flow_t: np.ndarray, scale: float) -> np.ndarray:
-    """(H+1, W+1, 25) integral images of one frame's HOF (9), MBHx (8) and MBHy (8) bin maps."""
+def _integral(flow_t: np.ndarray, scale: float, gray_t: np.ndarray | None = None) -> np.ndarray:
+    """(H+1, W+1, 25 or 33) integral images of one frame's [HOG (8), when `gray_t` is given,] HOF (9),
+    MBHx (8) and MBHy (8) bin maps."""
     import cv2
 
     fx, fy = (np.ascontiguousarray(flow_t[..., c]).astype(np.float32) for c in (0, 1))
-    maps = [_binned(fx, fy, 8, still=0.1 * scale)]
+    maps = []
+    if gray_t is not None:
+        g = np.asarray(gray_t, np.float32)
+        maps.append(_binned(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1), 8, None))
+    maps.append(_binned(fx, fy, 8, still=0.1 * scale))
     for comp in (fx, fy):
         maps.append(_binned(cv2.Sobel(comp, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(comp, cv2.CV_32F, 0, 1, ksize=1), 8, None))
     stacked = np.concatenate(maps, axis=2)
@@ -147,14 +161,20 @@ def _integral(flow_t: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-def tube_descriptors(flow: np.ndarray, trajs: list[dict], spec: TrackSpec, scale: float = 1.0) -> np.ndarray:
-    """HOF, MBHx, MBHy of the space-time tube around each trajectory: (N, 25 nxy^2 nt), each cell's
-    histogram L2-normalised. Cell sums come from per-frame integral histograms (one pass per frame,
-    O(1) per cell), as in the reference implementation."""
+def tube_descriptors(flow: np.ndarray, trajs: list[dict], spec: TrackSpec, scale: float = 1.0,
+                     gray: np.ndarray | None = None) -> np.ndarray:
+    """[HOG,] HOF, MBHx, MBHy of the space-time tube around each trajectory: (N, bins nxy^2 nt),
+    each cell's histogram L2-normalised. Cell sums come from per-frame integral histograms (one pass
+    per frame, O(1) per cell), as in the reference implementation. HOG (with `spec.hog`) needs the
+    grayscale frames `gray` (T, H, W) at the flow's size."""
     n = len(trajs)
-    cells = np.zeros((n, spec.nt, spec.nxy, spec.nxy, 25))
+    bins = spec.tube_bins
+    width = sum(b for _, b in bins)
+    if spec.hog and gray is None:
+        raise ValueError("spec.hog needs the grayscale frames (gray=)")
+    cells = np.zeros((n, spec.nt, spec.nxy, spec.nxy, width))
     if not n:
-        return np.zeros((0, 25 * spec.nxy * spec.nxy * spec.nt), np.float32)
+        return np.zeros((0, width * spec.nxy * spec.nxy * spec.nt), np.float32)
     _, h, w, _ = flow.shape
     half = spec.tube * scale / 2
     chunk_of = np.concatenate([np.full(len(c), k) for k, c in enumerate(np.array_split(np.arange(spec.length), spec.nt))])
@@ -166,7 +186,7 @@ def tube_descriptors(flow: np.ndarray, trajs: list[dict], spec: TrackSpec, scale
         on = np.flatnonzero((step >= 0) & (step < spec.length))
         if not len(on):
             continue
-        integral = _integral(flow[frame], scale)
+        integral = _integral(flow[frame], scale, gray[frame] if spec.hog else None)
         centre = points[on, step[on]]
         x0 = np.clip(np.rint(centre[:, 0] - half), 0, w).astype(int)
         y0 = np.clip(np.rint(centre[:, 1] - half), 0, h).astype(int)
@@ -178,9 +198,9 @@ def tube_descriptors(flow: np.ndarray, trajs: list[dict], spec: TrackSpec, scale
                 xa, xb = (x0 + (x1 - x0) * edges[b]).astype(int), (x0 + (x1 - x0) * edges[b + 1]).astype(int)
                 box = integral[yb, xb] - integral[ya, xb] - integral[yb, xa] + integral[ya, xa]
                 cells[on, chunk_of[step[on]], a, b] += box
-    parts = []
-    for lo, hi in ((0, 9), (9, 17), (17, 25)):
-        part = cells[..., lo:hi]
+    parts, lo = [], 0
+    for _, size in bins:
+        part, lo = cells[..., lo:lo + size], lo + size
         part = part / np.maximum(np.linalg.norm(part, axis=-1, keepdims=True), 1e-8)
         parts.append(part.reshape(n, -1))
     return np.concatenate(parts, axis=1).astype(np.float32)
@@ -220,7 +240,7 @@ def dense_trajectories(frames_gray: np.ndarray, flow: np.ndarray, spec: TrackSpe
             kept.append(traj)
         if kept:
             shapes = np.stack([shape_descriptor(t["points"]) for t in kept])
-            descs.append(np.concatenate([shapes, tube_descriptors(f, kept, spec, s)], axis=1))
+            descs.append(np.concatenate([shapes, tube_descriptors(f, kept, spec, s, g)], axis=1))
     if not descs:
         return np.zeros((0, 5), np.float32), np.zeros((0, spec.dim), np.float32)
     return np.asarray(infos, np.float32), np.concatenate(descs)
