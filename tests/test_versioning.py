@@ -210,6 +210,7 @@ def _tiny_params(path: Path) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["classifier"].update(num_frames=4, size=32, clips_per_video=1, eval_clips=2, batch_size=4, epochs=1,
                                 model="tsm_resnet18")
+    params["trajectories"].update(step=4, length=6, tube=16, gmm_components=2, restarts=2)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -325,6 +326,30 @@ def test_repo_dvc_yaml_repro_noop_and_experiment(tmp_path):
     assert changed["model"] == "cnn_lstm_resnet18" and changed["parameters_m"] != metrics["parameters_m"]
     shown = json.loads(_dvc(["exp", "show", "--json"], repo).stdout)
     assert "cnn_lstm_resnet18" in json.dumps(shown)
+
+
+@pytest.mark.slow
+def test_repo_dvc_yaml_trajectory_stages_follow_their_params(tmp_path):
+    """The trajectory-clustering stages of the real dvc.yaml: repro up to the cluster table (purity
+    and NMI as DVC metrics), a no-op repro, a k change re-running only the clustering, a tracking
+    change re-running trajectories, Fisher vectors and clustering. Slow: seven actionops processes."""
+    repo = _repo_with_real_pipeline(tmp_path)
+    env = {"ACTIONOPS_MLRUNS": str(tmp_path / "mlruns"), "ACTIONOPS_STORAGE": str(tmp_path / "ray_results"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlruns/mlflow.db"}
+    traj = repo / "outputs/dvc/clips/trajectory-clustering"
+    first = _dvc(["repro", "cluster_trajectories"], repo, **env)
+    assert _ran(first) == ["synth@clips", "index@clips", "trajectories", "encode_trajectories",
+                           "cluster_trajectories"], first.stdout
+    metrics = json.loads((traj / "metrics_trajectories.json").read_text())
+    assert metrics["k"] == 4 and 0.0 <= metrics["nmi"] <= 1.0  # k: the clips' classes
+    table = (traj / "clusters.csv").read_text().splitlines()
+    assert table[0] == "video_id,cluster" and len(table) - 1 == metrics["videos"] >= 8
+    assert _ran(_dvc(["repro", "cluster_trajectories"], repo, **env)) == []
+    fewer = _dvc(["exp", "run", "-S", "trajectories.k=3", "cluster_trajectories"], repo, **env)
+    assert _ran(fewer) == ["cluster_trajectories"], fewer.stdout
+    assert json.loads((traj / "metrics_trajectories.json").read_text())["k"] == 3
+    finer = _dvc(["exp", "run", "-S", "trajectories.step=3", "cluster_trajectories"], repo, **env)
+    assert _ran(finer) == ["trajectories", "encode_trajectories", "cluster_trajectories"], finer.stdout
 
 
 @pytest.mark.slow
