@@ -39,10 +39,13 @@ def _run(stage: str, dataset: Path, out, params, set_, address, json_out: bool, 
 def compute(dataset: DatasetArg, out: OutOpt = None, address: AddressOpt = None, params: ParamsOpt = None,
             set_: SetOpt = None, json_out: JsonOpt = False) -> None:
     """Dense trajectories of every video (grid every trajectories.step px, tracked through median-filtered
-    Farneback flow for trajectories.length frames; static and erratic tracks dropped; shape, HOF, MBHx,
-    MBHy descriptors), one parquet per video under OUT/trajectories, one Ray Data task per video.
-    Resumable: a second run computes only missing videos; a changed spec starts over. Person boxes
-    (pose.json) keep trajectories on people. Videos too short for one trajectory are skipped and counted.
+    flow for trajectories.length frames; static and erratic tracks dropped; shape, HOF, MBHx, MBHy and,
+    with trajectories.hog, HOG descriptors), one parquet per video under OUT/trajectories. One Ray Data
+    task per video, or per frame range of trajectories.chunk_frames for longer videos. The flow stage's
+    files (`actionops flow compute`, same method and size) are read instead of computing flow again.
+    Resumable: a second run computes only missing videos and ranges; a changed spec starts over. Person
+    boxes (pose.json) keep trajectories on people. Videos too short for one trajectory are skipped and
+    counted. trajectories.size=WxH resizes frames first (large videos: 4x fewer pixels at half size).
 
     \b
     Example:
