@@ -138,6 +138,13 @@ def test_per_part_fisher_vectors_round_trip_and_check_the_spec(tmp_path):
         model.encode(x, TrackSpec(length=4, nt=2).descriptor_spec())
     only = fit_parts(rng.normal(size=(300, dim)), spec, parts=("mbhx", "mbhy"), components=2)
     assert list(only.parts) == ["mbhx", "mbhy"]
+    # D dimensions per part, or a variance fraction: on data with one dominant direction per part, one
+    # dimension explains 90%
+    fixed = fit_parts(rng.normal(size=(300, dim)), spec, components=2, dims=3)
+    assert {n: m.pca_components.shape[0] for n, m in fixed.parts.items()} == {n: min(3, s) for n, s in spec["parts"].items()}
+    dominant = rng.normal(size=(300, 1)) * 10 * np.ones((1, dim)) + rng.normal(size=(300, dim)) * 0.1
+    by_variance = fit_parts(dominant, spec, components=2, variance=0.9)
+    assert all(m.pca_components.shape[0] == 1 for m in by_variance.parts.values())
 
 
 def test_extraction_on_ray_writes_parquet_per_video_resumes_and_reports_bad_videos(ray_local, tmp_path):

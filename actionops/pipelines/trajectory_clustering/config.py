@@ -31,6 +31,8 @@ class TrajectoriesConfig:
     chunk_frames: Annotated[int, Range(2)] | None = 300  # longer videos are split into frame ranges (a Ray task each)
     gmm_components: Annotated[int, Range(1)] = 16  # K per part (reference 256; 16 won on Weizmann, see README)
     pca_keep: Share = 0.5  # share of each part's dimensions PCA keeps
+    pca_variance: Share | None = None  # instead: the fewest dimensions explaining this fraction of each part's variance
+    pca_dims: Positive | None = None  # instead: D dimensions per part (capped at the part's size); wins over both
     sample: Positive = 100_000  # trajectories sampled (over all videos) to fit PCA + GMM
     k: Annotated[int, Range(2)] | None = None  # clusters (None: the number of labels when known, else 8)
     restarts: Positive = 10  # faiss k-means restarts (nredo)

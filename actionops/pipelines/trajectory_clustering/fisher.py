@@ -174,14 +174,17 @@ class PartsFisher:
 
 
 def fit_parts(sample: np.ndarray, spec: dict, *, parts: tuple[str, ...] | None = None, components: int = 16,
-              keep: float = 0.5, seed: int = 0) -> PartsFisher:
-    """A PCA (keeping `keep` of each part's dimensions) + diagonal GMM per part of `spec["parts"]`
-    (all, or those named in `parts`)."""
+              keep: float = 0.5, variance: float | None = None, dims: int | None = None, seed: int = 0) -> PartsFisher:
+    """A PCA + diagonal GMM per part of `spec["parts"]` (all, or those named in `parts`). The PCA keeps
+    `dims` dimensions of each part when given, else the fewest explaining `variance` of its variance
+    when given (a fraction < 1), else `keep` of its dimensions."""
     sizes, start, models = spec["parts"], 0, {}
     for name, size in sizes.items():
         if parts is None or name in parts:
+            n: float | int = (min(int(dims), size) if dims else float(variance) if variance and variance < 1
+                              else max(1, int(size * keep)))
             models[name] = fit_fisher_model(np.asarray(sample)[:, start:start + size], {"part": name, "size": size},
-                                            components=components, keep=max(1, int(size * keep)), seed=seed)
+                                            components=components, keep=n, seed=seed)
         start += size
     if not models:
         raise DataError(f"none of the parts {list(parts or ())} is in the descriptor ({', '.join(sizes)})",

@@ -124,7 +124,8 @@ def encode_stage(ctx: Context) -> dict:
     sample = pool[rng.choice(len(pool), size=min(c.sample, len(pool)), replace=False)]
     ctx.say(f"fitting PCA + GMM (K={c.gmm_components} per part) on {len(sample)} of {len(pool)} trajectories "
             f"from {len(descs)} videos")
-    model = fit_parts(sample, spec, components=c.gmm_components, keep=c.pca_keep, seed=c.seed)
+    model = fit_parts(sample, spec, components=c.gmm_components, keep=c.pca_keep, variance=c.pca_variance,
+                      dims=c.pca_dims, seed=c.seed)
     folder = Path(ctx.out) / FISHER_MODEL
     model.save(folder)
     ids = sorted(descs)
