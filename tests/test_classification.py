@@ -405,3 +405,88 @@ def test_two_stream_late_fusion_trains_and_embeds():
     assert clip_embedder(model)(clip).shape == (2, dim)  # (the embedder replaces the heads in place)
     with pytest.raises(ActionopsError, match="not a clip classifier"):
         create_model("two_stream", stream="conv3d_autoencoder", num_classes=3)
+
+
+def test_flow_from_the_flow_stage_is_read_and_cut_like_the_frames(ray_local, tmp_path):
+    """classifier.flow_source=stage: a clip's flow comes from the flow stage's file when `flow compute`
+    ran (the same numbers as computing it the same way, which a video without a file gets), is
+    resized to the clip and cut with the frames' crop and flip (dx negated), and a clip drawn from
+    the frame cache equals one decoded per draw."""
+    from types import SimpleNamespace
+
+    from actionops.pipelines.clip_classification.data import (
+        _items,
+        augment,
+        cache_frames,
+        draw_clip,
+        draw_spec,
+        eval_clip_maker,
+        stage_flow,
+    )
+    from actionops.platform.data import compute_flow, index_dataset, load_manifest
+
+    generate_clips(tmp_path / "clips", videos=4, frames=16, width=64, height=48, seed=2)
+    index_dataset(tmp_path / "clips", out=tmp_path / "m.parquet", flow_dir=tmp_path / "flow")
+    _, rows = load_manifest(tmp_path / "clips", tmp_path / "m.parquet")
+    labels = sorted({r["label"] for r in rows})
+    flow = {"method": "farneback", "dis_preset": "fast", "size": None}
+    video = _items(rows, labels)[0]
+    first = np.array([0, 5, 10])
+    computed = stage_flow(video, first, flow)  # no flow file yet: computed for these pairs
+    assert compute_flow(rows).failed == []
+    cached = stage_flow(video, first, flow)
+    assert cached.shape == (3, 48, 64, 2) and float(np.abs(cached).mean()) > 0.01  # people move
+    assert np.allclose(cached, computed, atol=1e-4)
+    assert not np.allclose(stage_flow(video, np.array([1, 6, 11]), flow), cached)  # other pairs, other flow
+
+    rng_frames = np.random.default_rng(0).integers(0, 255, (3, 40, 40, 3)).astype(np.uint8)
+    field = np.stack(np.meshgrid(np.arange(40.0), np.arange(40.0)), axis=-1).astype(np.float32)[None].repeat(3, 0) + 1
+    flips = set()
+    for seed in range(8):
+        got_frames, got_flow = augment(rng_frames, 32, np.random.default_rng(seed), field)
+        rng = np.random.default_rng(seed)
+        y, x = rng.integers(0, 9), rng.integers(0, 9)
+        flip = bool(rng.random() < 0.5)
+        expected = field[:, y:y + 32, x:x + 32]
+        if flip:
+            expected = expected[:, :, ::-1] * np.array([-1.0, 1.0], np.float32)
+        flips.add(flip)
+        assert np.array_equal(got_flow, expected)
+        assert np.array_equal(got_frames, augment(rng_frames, 32, np.random.default_rng(seed)))  # same draws
+    assert flips == {True, False}
+
+    c = SimpleNamespace(balance_tau=0.5, clips_per_video=2, num_frames=3, size=32, augment=True, clip_input="flow")
+    spec = draw_spec(rows, labels, c, seed=1, flow=flow)
+    plain = draw_spec(rows, labels, c, seed=1)
+    for slot in range(3):
+        a, b = draw_clip(spec, 0, slot), draw_clip(cache_frames(spec), 0, slot)
+        assert a["clip"].shape == (3, 3, 32, 32) and np.array_equal(a["clip"], b["clip"])
+        assert not np.allclose(a["clip"], draw_clip(plain, 0, slot)["clip"])  # not the input frames' flow
+    item = {**video, "k": 0}
+    with_file = eval_clip_maker(3, 32, 2, "flow", flow)(item)
+    without = eval_clip_maker(3, 32, 2, "flow", flow)({**item, "flow_path": ""})
+    assert with_file.shape == (3, 3, 32, 32) and np.allclose(with_file, without, atol=1e-4)
+
+
+@pytest.mark.slow  # ~60 s: flow stage, a training, evaluate and predict through the CLI
+def test_flow_stage_classifier_trains_evaluates_and_predicts_from_the_cli(ray_local, mlflow_store, tmp_path):
+    """`flow compute` then `train classifier` with clip_input=flow and flow_source=stage: the checkpoint
+    carries the flow spec, evaluate reads the flow files, predict (no files) computes the same flow."""
+    data = tmp_path / "clips"
+    generate_clips(data, videos=12, frames=12, width=48, height=48, seed=5)
+    sets = [*TINY, "--set", "classifier.clip_input=flow", "--set", "classifier.flow_source=stage"]
+    flow = runner.invoke(app, ["flow", "compute", str(data), "--json"])
+    assert flow.exit_code == 0, flow.output
+    trained = runner.invoke(app, ["train", "classifier", str(data), "--out", str(tmp_path / "out"), *sets, "--json"])
+    assert trained.exit_code == 0, said(trained)
+    state = torch.load(tmp_path / "out" / "classifier.pt", weights_only=True)
+    assert state["clip_input"] == "flow" and state["flow"] == {"method": "farneback", "dis_preset": "fast", "size": None}
+    scored = runner.invoke(app, ["evaluate", "classifier", str(data), "--out", str(tmp_path / "out"), *sets,
+                                 "--no-latency", "--json"])
+    assert scored.exit_code == 0, said(scored)
+    assert json.loads(scored.stdout)["videos"] == 4
+    videos = data / "work_at_table"
+    predicted = runner.invoke(app, ["predict", "classifier", str(videos), "--model", str(tmp_path / "out" / "classifier.pt"),
+                                    "--out", str(tmp_path / "pred"), *sets, "--json"])
+    assert predicted.exit_code == 0, said(predicted)
+    assert set(json.loads(predicted.stdout)["labels"]) == {p.name for p in videos.glob("*.mp4")}

@@ -211,6 +211,25 @@ def is_complete(flow_path: str | Path, frames: int, spec: FlowSpec) -> bool:
     return recorded == wanted and arr.shape[0] == frames and arr.dtype == np.dtype(spec.dtype)
 
 
+def finished_flow(flow_path: str | Path | None, frames: int | None, method: str, size: tuple[int, int] | None,
+                  source: str | None = None, dis_preset: str = "fast") -> np.ndarray | None:
+    """A finished flow file (memory-mapped, (frames, H, W, 2)) when it was computed with `method` at
+    `size` (None: the video's own) from these video bytes (`source`, the manifest's content_md5, when
+    both sides know it); else None. Consumers other than the flow stage read flow through this."""
+    if not flow_path or not frames:
+        return None
+    try:
+        recorded = json.loads(spec_path(flow_path).read_text())
+        arr = np.load(flow_path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    same = (recorded.get("method") == method and (method != "dis" or recorded.get("dis_preset") == dis_preset)
+            and (tuple(recorded["size"]) if recorded.get("size") else None) == (tuple(size) if size else None)
+            and int(recorded.get("frames", -1)) == int(frames) and arr.shape[0] == int(frames) and arr.ndim == 4
+            and (not source or not recorded.get("source") or recorded["source"] == source))
+    return arr if same else None
+
+
 def parse_size(text: str | None) -> tuple[int, int] | None:
     """'320x240' -> (320, 240); None/'' -> None (keep the video's size)."""
     if not text:

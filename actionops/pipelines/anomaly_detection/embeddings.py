@@ -90,7 +90,7 @@ def resolve_backbone(e: Any) -> tuple[dict, dict]:
     identity = {"backbone": state["model_name"], "source": source, "resolved": resolved, "kind": kind,
                 "weights_digest": weights_digest(state["model"]), "num_frames": int(args["num_frames"]),
                 "size": int(args["image_size"]), "clip_input": str(state.get("clip_input", "rgb")),
-                "dim": embedding_dim(model)}
+                "dim": embedding_dim(model), **({"flow": state["flow"]} if state.get("flow") else {})}
     return state, identity
 
 
@@ -143,27 +143,43 @@ def clip_maker(identity: dict, clips: int, seed: int):
     """item (path, frames, view, clip[, start, end]) -> ((T, 3, S, S) clip, (first frame, last frame + 1)).
     View -1: the clip-th of `clips` fixed positions; view >= 0: an augmented random clip; start >= 0:
     one clip spread over the window [start, end)."""
-    from actionops.pipelines.clip_classification.data import augment, eval_indices, input_indices, to_input
+    from actionops.pipelines.clip_classification.data import (
+        clip_stage_flow,
+        augment,
+        eval_indices,
+        input_indices,
+        to_input,
+    )
     from actionops.platform.data import decode_clip, sample_indices
 
     num_frames, size, clip_input = identity["num_frames"], identity["size"], identity["clip_input"]
+    flow = identity.get("flow")  # a backbone trained on the flow stage's flow gets it (computed for the clip's pairs)
 
     def make(item: dict) -> tuple[np.ndarray, tuple[int, int]]:
         n, view, start = int(item["frames"]), int(item["view"]), int(item.get("start", -1))
         if start >= 0:  # a window [start, end): one clip spread over it, rgb_diff pairs inside it
             end = int(item["end"])
             indices = start + eval_indices(end - start, num_frames, 0, 1)
-            frames = decode_clip(str(item["path"]), start + input_indices(indices - start, end - start, clip_input),
-                                 (size, size))
+            wanted = start + input_indices(indices - start, end - start, clip_input)
+            frames = decode_clip(str(item["path"]), wanted, (size, size))
+            pairs = clip_stage_flow({"path": str(item["path"])}, wanted, clip_input, flow, size)
         elif view < 0:
             indices = eval_indices(n, num_frames, int(item["clip"]), clips)
-            frames = decode_clip(str(item["path"]), input_indices(indices, n, clip_input), (size, size))
+            wanted = input_indices(indices, n, clip_input)
+            frames = decode_clip(str(item["path"]), wanted, (size, size))
+            pairs = clip_stage_flow({"path": str(item["path"])}, wanted, clip_input, flow, size)
         else:
             rng = np.random.default_rng([seed, zlib.crc32(str(item["video_id"]).encode()), view, int(item["clip"])])
             indices = sample_indices(n, num_frames, "random", rng)
             big = int(round(size * 1.15))
-            frames = augment(decode_clip(str(item["path"]), input_indices(indices, n, clip_input), (big, big)), size, rng)
-        return to_input(frames, clip_input), (int(indices.min()), int(indices.max()) + 1)
+            wanted = input_indices(indices, n, clip_input)
+            frames = decode_clip(str(item["path"]), wanted, (big, big))
+            pairs = clip_stage_flow({"path": str(item["path"])}, wanted, clip_input, flow, big)
+            if pairs is None:
+                frames = augment(frames, size, rng)
+            else:
+                frames, pairs = augment(frames, size, rng, pairs)
+        return to_input(frames, clip_input, pairs), (int(indices.min()), int(indices.max()) + 1)
 
     return make
 

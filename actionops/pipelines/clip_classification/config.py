@@ -18,6 +18,7 @@ class ClassifierConfig:
     num_frames: Positive = 16  # frames per clip, sampled across the whole video
     size: Positive = 112  # square input side (reference 224)
     clip_input: Literal["rgb", "rgb_diff", "flow", "rgb+flow", "rgb_diff+flow"] = "rgb"  # rgb_diff: frame t+1 - frame t; flow: Farneback t -> t+1; a+b: two streams, late fusion
+    flow_source: Literal["input", "stage"] = "input"  # flow inputs: of the two frames at the model's size, or the flow stage's (README)
     clips_per_video: Positive = 4  # training clips drawn per video and epoch (random positions)
     eval_clips: Positive = 3  # clips per video at evaluation, scores averaged (video-level prediction)
     epochs: Positive = 20

@@ -25,9 +25,14 @@ cuts its clips from memory (`cache_frames`): the same pixels as decoding per cli
 same resize), without a decode per clip per epoch, which on small inputs costs about a fifth of
 the CPU that training has. Larger training sets decode per clip, as before.
 
-Flow is computed on the fly at the model's input size rather than read from the flow stage's
-files: the same code serves training, evaluation and `predict` on a video never indexed, and at
-input sizes (64-112 px) Farneback costs ~1 ms a frame pair, less than decoding.
+Where flow comes from (`classifier.flow_source`): `input` computes it on the fly from the two frames
+at the model's input size (64-112 px: ~1 ms a frame pair, less than decoding). `stage` uses the flow
+stage's flow instead: `flow.method` on the frames at `flow.size` (or the video's own size), read
+from the flow stage's finished file when `actionops flow compute` has run on the dataset (same
+method, size and video bytes), else computed the same way for just the clip's frame pairs (a video
+never indexed, `predict`), then resized to the clip with its vectors rescaled and cut with the same
+crop and flip as the frames (a flip negates dx). Finer flow sees small limb motion that 64 px frames
+lose. The choice travels in the checkpoint (`flow`), as `clip_input` does.
 """
 
 from __future__ import annotations
@@ -138,19 +143,25 @@ def class_weights(labels: Sequence[int], tau: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- frame helpers
-def augment(frames: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """(T, H, W, 3) uint8 decoded at ~1.15 x size -> random crop to size, flip, colour jitter."""
+def augment(frames: np.ndarray, size: int, rng: np.random.Generator, flow: np.ndarray | None = None):
+    """(T, H, W, 3) uint8 decoded at ~1.15 x size -> random crop to size, flip, colour jitter. With
+    `flow` ((T', H, W, 2) pixels at the frames' size): (frames, flow with the same crop and flip)."""
     t, h, w, _ = frames.shape
     y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
     out = frames[:, y:y + size, x:x + size].astype(np.float32)
+    if flow is not None:
+        flow = flow[:, y:y + size, x:x + size].copy()
     if rng.random() < 0.5:
         out = out[:, :, ::-1]
+        if flow is not None:
+            flow = flow[:, :, ::-1] * np.array([-1.0, 1.0], np.float32)
     brightness, contrast, saturation = rng.uniform(0.8, 1.2, size=3)
     grey = out.mean(axis=3, keepdims=True)
     out = grey + (out - grey) * saturation
     out = (out - out.mean()) * contrast + out.mean()
     out = out * brightness
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    return out if flow is None else (out, np.ascontiguousarray(flow, np.float32))
 
 
 def check_clip_input(clip_input: str) -> str:
@@ -174,27 +185,30 @@ def input_indices(indices: np.ndarray, num_video_frames: int, clip_input: str) -
     return np.concatenate([first, np.minimum(first + 1, max(num_video_frames - 1, 0))])
 
 
-def flow_channels(frames: np.ndarray) -> np.ndarray:
+def flow_channels(frames: np.ndarray, flow: np.ndarray | None = None) -> np.ndarray:
     """(2T, H, W, 3) uint8 frames (all t, then all t+1) -> (T, 3, H, W) float32: flow t -> t+1 as
-    dx, dy, magnitude over FLOW_SCALE x size, clipped to [-1, 1]."""
+    dx, dy, magnitude over FLOW_SCALE x size, clipped to [-1, 1]. `flow` ((T, H, W, 2) pixels at the
+    frames' size, `flow_source=stage`) is used instead of computing it from the frames."""
     import cv2
 
     from actionops.platform.flow import FARNEBACK_PARAMS
 
     t = len(frames) // 2
-    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
     scale = FLOW_SCALE * max(frames.shape[1], frames.shape[2])
     out = np.empty((t, 3, frames.shape[1], frames.shape[2]), np.float32)
-    for i in range(t):
-        flow = cv2.calcOpticalFlowFarneback(gray[i], gray[t + i], None, **FARNEBACK_PARAMS)
-        out[i, 0], out[i, 1] = flow[..., 0], flow[..., 1]
-        out[i, 2] = np.hypot(flow[..., 0], flow[..., 1])
+    if flow is None:
+        gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+        flow = np.stack([cv2.calcOpticalFlowFarneback(gray[i], gray[t + i], None, **FARNEBACK_PARAMS) for i in range(t)])
+    if flow.shape != (t, frames.shape[1], frames.shape[2], 2):
+        raise ValueError(f"flow of shape {flow.shape} for {t} frame pairs of {frames.shape[2]}x{frames.shape[1]}")
+    out[:, 0], out[:, 1] = flow[..., 0], flow[..., 1]
+    out[:, 2] = np.hypot(flow[..., 0], flow[..., 1])
     return np.clip(out / scale, -1.0, 1.0)
 
 
-def to_input(frames: np.ndarray, clip_input: str) -> np.ndarray:
+def to_input(frames: np.ndarray, clip_input: str, flow: np.ndarray | None = None) -> np.ndarray:
     """Decoded (T or 2T, H, W, 3) uint8 frames from `input_indices` -> model input (T, C, H, W)
-    float32, C = `input_channels(clip_input)`."""
+    float32, C = `input_channels(clip_input)`; `flow`: the flow stage's flow fitted to the frames."""
     from actionops.platform.data import normalize_frames
 
     if clip_input == "rgb":
@@ -207,7 +221,7 @@ def to_input(frames: np.ndarray, clip_input: str) -> np.ndarray:
     elif clip_input.startswith("rgb"):
         streams.append(normalize_frames(frames[:t]))
     if clip_input.endswith("flow"):
-        streams.append(flow_channels(frames))
+        streams.append(flow_channels(frames, flow))
     return np.ascontiguousarray(np.concatenate(streams, axis=1) if len(streams) > 1 else streams[0])
 
 
@@ -222,15 +236,71 @@ def eval_indices(num_video_frames: int, num_frames: int, k: int, n: int) -> np.n
 
 def _items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
     return [{"video_id": r["video_id"], "path": r["path"], "frames": int(r["frames"]),
-             "label": labels.index(r["label"]) if r.get("label") in labels else -1} for r in rows]
+             "label": labels.index(r["label"]) if r.get("label") in labels else -1,
+             "flow_path": r.get("flow_path") or "", "source": r.get("content_md5") or ""} for r in rows]
 
 
-def draw_spec(rows: Sequence[dict], labels: Sequence[str], c: Any, seed: int) -> dict:
-    """Everything a training worker needs to draw its clips (plain data: it travels in the loop config)."""
+def flow_options(c: Any, flow_cfg: Any) -> dict | None:
+    """What the clip makers need for `classifier.flow_source=stage` (plain data: it travels in the
+    loop config and the checkpoint); None: flow of the input frames (or no flow input)."""
+    if getattr(c, "flow_source", "input") != "stage" or not c.clip_input.endswith("flow"):
+        return None
+    from actionops.platform.flow import parse_size
+
+    try:
+        size = parse_size(flow_cfg.size)
+    except ValueError as exc:
+        raise ConfigError(f"flow.size: {exc}", "set it to WxH (e.g. 320x240) or null") from None
+    return {"method": flow_cfg.method, "dis_preset": flow_cfg.dis_preset, "size": list(size) if size else None}
+
+
+def stage_flow(video: dict, first: np.ndarray, flow: dict) -> np.ndarray:
+    """Flow t -> t+1 for every t of `first` at the flow stage's resolution, (T, h, w, 2) float32 pixels:
+    read from the video's finished flow file when it matches `flow` (method, size, these bytes), else
+    computed the same way (the flow stage's grayscale decode and flow function) for these pairs only."""
+    from actionops.platform.flow import finished_flow, flow_function
+    from actionops.platform.video import decode_range
+
+    size = tuple(flow["size"]) if flow.get("size") else None
+    first = np.asarray(first, int)
+    cached = finished_flow(video.get("flow_path") or None, video.get("frames"), flow["method"], size,
+                           video.get("source") or None, flow.get("dis_preset", "fast"))
+    if cached is not None:
+        return np.asarray(cached[np.minimum(first + 1, cached.shape[0] - 1)], np.float32)
+    wanted = sorted(set(first.tolist()) | set((first + 1).tolist()))
+    got = dict(decode_range(video["path"], wanted[0], wanted[-1] + 1, size=size, gray=True, keep=set(wanted)))
+    if not got:
+        raise DataError(f"{video['path']} decodes to no frames in [{wanted[0]}, {wanted[-1]}]")
+    last = got[max(got)]
+    calc = flow_function(flow["method"], flow.get("dis_preset", "fast"))
+    return np.stack([calc(got.get(int(t), last), got.get(int(t) + 1, last)) for t in first]).astype(np.float32)
+
+
+def fit_flow(flow: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(T, h, w, 2) flow in pixels -> (T, height, width, 2) in pixels of the new size (vectors rescaled)."""
+    import cv2
+
+    t, h, w, _ = flow.shape
+    if (w, h) == (width, height):
+        return flow
+    out = np.stack([cv2.resize(np.ascontiguousarray(f), (width, height), interpolation=cv2.INTER_AREA) for f in flow])
+    return (out * np.array([width / w, height / h], np.float32)).astype(np.float32)
+
+
+def draw_spec(rows: Sequence[dict], labels: Sequence[str], c: Any, seed: int, flow: dict | None = None) -> dict:
+    """Everything a training worker needs to draw its clips (plain data: it travels in the loop config).
+    `flow`: `flow_options` (the flow stage's flow for flow inputs)."""
     videos = _items(rows, labels)
     return {"videos": videos, "probs": class_weights([v["label"] for v in videos], c.balance_tau).tolist(),
             "slots": len(videos) * c.clips_per_video, "num_frames": c.num_frames, "size": c.size,
-            "augment": bool(c.augment), "clip_input": check_clip_input(c.clip_input), "seed": int(seed)}
+            "augment": bool(c.augment), "clip_input": check_clip_input(c.clip_input), "seed": int(seed), "flow": flow}
+
+
+def clip_stage_flow(video: dict, wanted: np.ndarray, clip_input: str, flow: dict | None, side: int) -> np.ndarray | None:
+    """The flow stage's flow of a clip's frame pairs (`wanted` from `input_indices`) at side x side."""
+    if flow is None or not clip_input.endswith("flow"):
+        return None
+    return fit_flow(stage_flow(video, np.asarray(wanted)[:len(wanted) // 2], flow), side, side)
 
 
 def source_size(spec: dict) -> int:
@@ -278,9 +348,13 @@ def draw_clip(spec: dict, epoch: int, slot: int) -> dict:
         frames = cached[np.minimum(wanted, len(cached) - 1)]
     else:
         frames = decode_clip(video["path"], wanted, (big, big))
+    flow = clip_stage_flow(video, wanted, spec["clip_input"], spec.get("flow"), big)
     if spec["augment"]:
-        frames = augment(frames, size, rng)
-    return {"clip": to_input(frames, spec["clip_input"]), "label": video["label"]}
+        if flow is None:
+            frames = augment(frames, size, rng)
+        else:
+            frames, flow = augment(frames, size, rng, flow)
+    return {"clip": to_input(frames, spec["clip_input"], flow), "label": video["label"]}
 
 
 def epoch_dataset(spec: dict, epoch: int, rank: int = 0, world_size: int = 1):
@@ -304,8 +378,9 @@ def eval_items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
     return _items(rows, labels)
 
 
-def eval_clip_maker(num_frames: int, size: int, eval_clips: int, clip_input: str = "rgb"):
-    """item (path, frames, k) -> the k-th deterministic evaluation clip (T, 3, S, S)."""
+def eval_clip_maker(num_frames: int, size: int, eval_clips: int, clip_input: str = "rgb", flow: dict | None = None):
+    """item (path, frames, k; flow_path, source with `flow`) -> the k-th deterministic evaluation clip
+    (T, C, S, S). `flow`: `flow_options` of the checkpoint (the flow stage's flow)."""
     from actionops.platform.data import decode_clip
 
     check_clip_input(clip_input)
@@ -313,13 +388,15 @@ def eval_clip_maker(num_frames: int, size: int, eval_clips: int, clip_input: str
     def make(item: dict) -> np.ndarray:
         n = int(item["frames"])
         indices = input_indices(eval_indices(n, num_frames, int(item["k"]), eval_clips), n, clip_input)
-        return to_input(decode_clip(str(item["path"]), indices, (size, size)), clip_input)
+        frames = decode_clip(str(item["path"]), indices, (size, size))
+        return to_input(frames, clip_input, clip_stage_flow(item, indices, clip_input, flow, size))
 
     return make
 
 
-def window_clip_maker(num_frames: int, size: int, clip_input: str = "rgb"):
-    """item (video, start, end) -> a clip spread uniformly over the window's frames."""
+def window_clip_maker(num_frames: int, size: int, clip_input: str = "rgb", flow: dict | None = None):
+    """item (video, start, end) -> a clip spread uniformly over the window's frames. `flow`: as
+    `eval_clip_maker` (computed for the window's pairs: a predicted video has no flow file)."""
     from actionops.platform.data import decode_clip
 
     check_clip_input(clip_input)
@@ -329,18 +406,21 @@ def window_clip_maker(num_frames: int, size: int, clip_input: str = "rgb"):
         indices = start + eval_indices(end - start, num_frames, 0, 1)
         # frame pairs (rgb_diff, flow) stay inside the window ([start, end) frames)
         indices = start + input_indices(indices - start, end - start, clip_input)
-        return to_input(decode_clip(str(item["video"]), indices, (size, size)), clip_input)
+        frames = decode_clip(str(item["video"]), indices, (size, size))
+        video = {"path": str(item["video"]), "flow_path": item.get("flow_path"), "frames": item.get("frames"),
+                 "source": item.get("source")}
+        return to_input(frames, clip_input, clip_stage_flow(video, indices, clip_input, flow, size))
 
     return make
 
 
-def eval_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any):
+def eval_dataset(rows: Sequence[dict], labels: Sequence[str], c: Any, flow: dict | None = None):
     """`eval_clips` deterministic clips per video (validation during training); columns clip, label,
-    video_id, k."""
+    video_id, k. `flow`: `flow_options`."""
     from actionops.platform.data import _from_items
 
     items = [{**item, "k": k} for item in _items(rows, labels) for k in range(c.eval_clips)]
-    make_clip = eval_clip_maker(c.num_frames, c.size, c.eval_clips, c.clip_input)
+    make_clip = eval_clip_maker(c.num_frames, c.size, c.eval_clips, c.clip_input, flow)
 
     def make(item: dict) -> dict:
         return {"clip": make_clip(item), "label": item["label"], "video_id": item["video_id"], "k": item["k"]}

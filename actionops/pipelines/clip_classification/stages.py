@@ -105,7 +105,7 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
     from actionops.models import create_model
     from actionops.models.checkpoint import save_checkpoint
     from actionops.models.classifiers import count_parameters, freeze_until, load_weights
-    from actionops.pipelines.clip_classification.data import cache_frames, draw_spec, eval_dataset
+    from actionops.pipelines.clip_classification.data import cache_frames, draw_spec, eval_dataset, flow_options
     from actionops.pipelines.clip_classification.loops import classifier_loop
     from actionops.pipelines.spine import train_stage
 
@@ -126,19 +126,20 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
         init_path = save_checkpoint(ctx.out / "init.pt", model.state_dict())
     frozen = freeze_until(model, c.freeze_until) if c.freeze_until else 0
     params = count_parameters(model)
+    flow = flow_options(c, cfg.flow)  # None unless a flow input reads the flow stage's flow
     datasets = {}
     if splits.val:
-        datasets["val"] = eval_dataset(splits.val, splits.labels, c).select_columns(["clip", "label"]).materialize()
+        datasets["val"] = eval_dataset(splits.val, splits.labels, c, flow).select_columns(["clip", "label"]).materialize()
     ctx.say(f"classifier {c.model} ({params / 1e6:.2f} M params, {frozen} tensors frozen): {len(splits.labels)} classes, "
             f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test videos")
     loop_config = {"model_name": name, "model_args": args, "labels": splits.labels, "classifier": c,
                    "init_path": str(init_path.resolve()) if init_path else None, "has_val": bool(splits.val),
-                   "train_draws": cache_frames(draw_spec(splits.train, splits.labels, c, cfg.train.seed))}
+                   "train_draws": cache_frames(draw_spec(splits.train, splits.labels, c, cfg.train.seed, flow))}
 
     def keep(state: dict) -> dict:
         best = state["best_model"] if state.get("best_model") is not None else state["model"]
         return {"model_name": name, "model_args": args, "model": best, "labels": splits.labels,
-                "clip_input": c.clip_input, "epoch": state["epoch"], "best_epoch": state["best_epoch"],
+                "clip_input": c.clip_input, "flow": flow, "epoch": state["epoch"], "best_epoch": state["best_epoch"],
                 "best_val_macro_f1": float(state["best_macro_f1"])}
 
     def finish(result: Any, state: dict) -> dict:
@@ -324,7 +325,7 @@ def evaluate_classifier(ctx: Context, model: str | None = None, split: str = "te
     args = state["model_args"]
     items = [{**item, "k": k} for item in eval_items(rows, labels) for k in range(c.eval_clips)]
     scored = score_items(items, eval_clip_maker(args["num_frames"], args["image_size"], c.eval_clips,
-                                                  state.get("clip_input", "rgb")), state, c.batch_size,
+                                                  state.get("clip_input", "rgb"), state.get("flow")), state, c.batch_size,
                          inference=c.inference)
     by_video: dict[str, list[np.ndarray]] = {}
     truth_of: dict[str, int] = {}
@@ -386,7 +387,7 @@ def predict_classifier(cfg: Any, inputs: Sequence[Path], out: Path, model: str |
     failed = [{"path": p["path"], "reason": p["error"]} for p in probes if p["error"]]
     items = [{"video": p["path"], "start": s, "end": e}
              for p in probes if not p["error"] for s, e in windows(int(p["frames"]), c.window_frames, c.window_stride)]
-    make_clip = window_clip_maker(args["num_frames"], args["image_size"], state.get("clip_input", "rgb"))
+    make_clip = window_clip_maker(args["num_frames"], args["image_size"], state.get("clip_input", "rgb"), state.get("flow"))
     scored = score_items(items, make_clip, state, c.batch_size, inference=c.inference)
     scored.sort(key=lambda r: (r["video"], int(r["start"])))
     per_video: dict[str, dict] = {}

@@ -46,27 +46,6 @@ def _boxes(pose_path: str | None, start: int = 0, scale: tuple[float, float] = (
     return {f: np.asarray(b, np.float32) * factor for f, b in out.items()}
 
 
-def cached_flow(flow_path: str | None, frames: int | None, method: str, size: tuple[int, int] | None,
-                source: str | None) -> np.ndarray | None:
-    """The flow stage's finished flow file (memory-mapped, (frames, H, W, 2)) when it was computed
-    with `method` at `size` (None: the video's own) from these video bytes; else None."""
-    from actionops.platform.flow import spec_path
-
-    if not flow_path or not frames:
-        return None
-    sidecar = spec_path(flow_path)
-    try:
-        recorded = json.loads(sidecar.read_text())
-        arr = np.load(flow_path, mmap_mode="r")
-    except (OSError, ValueError):
-        return None
-    same = (recorded.get("method") == method and (method != "dis" or recorded.get("dis_preset") == "fast")
-            and (tuple(recorded["size"]) if recorded.get("size") else None) == size
-            and int(recorded.get("frames", -1)) == int(frames) and arr.shape[0] == int(frames)
-            and (not source or not recorded.get("source") or recorded["source"] == source))
-    return arr if same else None
-
-
 def video_trajectories(path: str, spec: TrackSpec, flow_method: str = "farneback", pose_path: str | None = None,
                        *, start: int = 0, end: int | None = None, size: tuple[int, int] | None = None,
                        flow_path: str | None = None, frames: int | None = None, source: str | None = None,
@@ -74,7 +53,7 @@ def video_trajectories(path: str, spec: TrackSpec, flow_method: str = "farneback
     """(info (N, 5), descriptors (N, spec.dim), where the flow came from: "cache" | "computed") of the
     trajectories of one video file that start in frames [start, end) (end None: to the last frame).
     Info's start is the video's frame; x, y are in pixels of the tracked frames (`size` when set)."""
-    from actionops.platform.flow import flow_sequence
+    from actionops.platform.flow import finished_flow, flow_sequence
     from actionops.platform.video import decode_range
 
     stop = None if end is None else end + spec.length
@@ -84,7 +63,7 @@ def video_trajectories(path: str, spec: TrackSpec, flow_method: str = "farneback
         return (*empty, "none")
     gray = np.stack(gray)
     flow, origin = None, "computed"
-    cached = cached_flow(flow_path, frames, flow_method, size, source)
+    cached = finished_flow(flow_path, frames, flow_method, size, source)
     if cached is not None and cached.shape[1:3] == gray.shape[1:3] and start + len(gray) <= cached.shape[0]:
         flow, origin = np.asarray(cached[start + 1:start + len(gray)], np.float32), "cache"
     if flow is None:
