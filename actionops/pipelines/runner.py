@@ -50,6 +50,22 @@ def index_stage(ctx: Any) -> dict:
     return {"videos": len(result.manifest), "rejected": len(result.rejected)}
 
 
+def flow_stage(ctx: Any) -> dict:
+    """The `flow` stage (`flow.*` settings): optical flow of every video into its manifest `flow_path`
+    (resumable: done videos are skipped). Individual clustering reads it; so do trajectories and the
+    classifier's `flow_source=stage` inputs when their method and size match."""
+    from actionops.platform.data import compute_flow
+    from actionops.platform.flow import parse_size
+
+    _, rows = ctx.rows(verify=False)  # compute_flow fails a video changed since indexing alone
+    f = ctx.cfg.flow
+    report = compute_flow(rows, method=f.method, size=parse_size(f.size), comp=f.comp, chunk_frames=f.chunk_frames,
+                          dis_preset=f.dis_preset, resume=True)
+    if report.failed:
+        ctx.say(f"[yellow]warning:[/] flow failed for {len(report.failed)} videos: {report.failed[0].reason}")
+    return {"computed": report.videos, "up_to_date": report.skipped, "frames_per_second": round(report.fps, 1)}
+
+
 @lru_cache(maxsize=1)
 def code_digest() -> str:
     """md5 over the actionops package's Python sources (paths and bytes) and its version."""

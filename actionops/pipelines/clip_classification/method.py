@@ -6,7 +6,7 @@ from pathlib import Path
 
 from actionops.pipelines.clip_classification import config as _config  # noqa: F401  (registers `classifier`)
 from actionops.pipelines.method import Method, Stage, TuneDefaults, lazy, register_method
-from actionops.pipelines.runner import dataset_inputs, index_stage, output_file
+from actionops.pipelines.runner import dataset_inputs, flow_stage, index_stage, output_file
 
 STAGES = "actionops.pipelines.clip_classification.stages"
 
@@ -19,6 +19,14 @@ def _sample(root: Path, seed: int = 0) -> Path:
     return root
 
 
+def _flow(ctx) -> dict:
+    from actionops.pipelines.clip_classification.data import flow_options
+
+    if flow_options(ctx.cfg.classifier, ctx.cfg.flow) is None:
+        return {"skipped": "no flow input reads the flow stage (classifier.flow_source=input or an rgb input)"}
+    return flow_stage(ctx)
+
+
 METHOD = register_method(Method(
     id="clip-classification",
     description="Supervised clip classifier (class folders or train/val/test CSVs, methods.md §2).",
@@ -26,6 +34,8 @@ METHOD = register_method(Method(
     sections=("classifier",),
     stages=(
         Stage("index", "probe every video -> manifest.parquet", index_stage, dataset_inputs, lambda c: [c.manifest_path]),
+        Stage("flow", "optical flow per video, for flow inputs with classifier.flow_source=stage (else nothing)",
+              _flow, lambda c: [c.manifest_path], lambda c: [], ("flow",), always=True),
         Stage("train", "train the classifier on Ray Train; register the best as candidate", lazy(f"{STAGES}:train_classifier"),
               lambda c: [c.manifest_path], output_file("classifier.pt"), ("classifier", "train")),
         Stage("evaluate", "accuracy, macro-F1, confusion matrix, latency on the test split",

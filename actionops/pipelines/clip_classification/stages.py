@@ -127,6 +127,11 @@ def train_classifier(ctx: Context, *, parent_run_id: str | None = None, register
     frozen = freeze_until(model, c.freeze_until) if c.freeze_until else 0
     params = count_parameters(model)
     flow = flow_options(c, cfg.flow)  # None unless a flow input reads the flow stage's flow
+    if flow is not None:
+        from actionops.pipelines.runner import flow_stage
+
+        done = flow_stage(ctx)  # once for every video (resumable); clips then read the files
+        ctx.say(f"flow stage: {done['computed']} videos computed, {done['up_to_date']} up to date")
     datasets = {}
     if splits.val:
         datasets["val"] = eval_dataset(splits.val, splits.labels, c, flow).select_columns(["clip", "label"]).materialize()

@@ -7,7 +7,7 @@ from pathlib import Path
 from actionops.pipelines.individual_clustering import config as _config  # noqa: F401  (registers its sections)
 from actionops.pipelines.individual_clustering.config import uses_backbone
 from actionops.pipelines.method import Method, Stage, TuneDefaults, lazy, register_method
-from actionops.pipelines.runner import dataset_inputs, index_stage, output_file
+from actionops.pipelines.runner import dataset_inputs, flow_stage, index_stage, output_file
 
 STAGES = "actionops.pipelines.individual_clustering.stages"
 
@@ -49,7 +49,7 @@ METHOD = register_method(Method(
     stages=(
         Stage("index", "probe every video, check pose files -> manifest.parquet", index_stage, dataset_inputs,
               lambda c: [c.manifest_path]),
-        Stage("flow", "optical flow per video (resumable)", lazy(f"{STAGES}:flow_stage"), lambda c: [c.manifest_path],
+        Stage("flow", "optical flow per video (resumable)", flow_stage, lambda c: [c.manifest_path],
               lambda c: [], ("flow",), always=True),
         Stage("autoencoder_frame", "pretrain the RGB 3D-conv autoencoder (skipped with clustering.features=backbone)",
               lambda c: _autoencoder(c, "frame"), lambda c: [c.manifest_path], _ae_output("frame"), ("autoencoder", "train")),

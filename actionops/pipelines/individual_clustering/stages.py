@@ -88,20 +88,6 @@ def load_state(path: Path) -> dict:
     return load_checkpoint(path)
 
 
-def flow_stage(ctx: Context) -> dict:
-    """The `flow` stage of `pipeline run`: optical flow of every video (resumable: done videos are skipped)."""
-    from actionops.platform.data import compute_flow
-    from actionops.platform.flow import parse_size
-
-    _, rows = ctx.rows(verify=False)  # compute_flow fails a video changed since indexing alone
-    f = ctx.cfg.flow
-    report = compute_flow(rows, method=f.method, size=parse_size(f.size), comp=f.comp, chunk_frames=f.chunk_frames,
-                          dis_preset=f.dis_preset, resume=True)
-    if report.failed:
-        ctx.say(f"[yellow]warning:[/] flow failed for {len(report.failed)} videos: {report.failed[0].reason}")
-    return {"computed": report.videos, "up_to_date": report.skipped, "frames_per_second": round(report.fps, 1)}
-
-
 def prepare_tune(ctx: Context) -> list[Path]:
     """Before a campaign (driver side): index the dataset once and hand the trials the two
     pretrained autoencoders (the campaign searches the joint DEC stage); with
