@@ -107,6 +107,30 @@ def test_stage_reruns_on_changed_bytes_annotations_params_and_code_only(tmp_path
     assert _statuses(rows) == {"index": "done", "use": "done"} and rows[0]["reason"] == "the actionops code changed"
 
 
+def test_moving_a_registry_alias_reruns_the_stage_that_reads_it(tmp_path, mlflow_store):
+    """A `models:/NAME@ALIAS` in a stage's config is pinned to its version in the stamp: after a
+    promotion moves the alias, the stage runs again; while it stays, nothing runs."""
+    import mlflow
+
+    data = tmp_path / "or"
+    generate_or_scenes(data, videos=1, frames=8, width=48, height=32, seed=1)
+    client = mlflow.MlflowClient()
+    client.create_registered_model("toy-model")
+    for k in (1, 2):
+        (tmp_path / f"m{k}").mkdir()
+        client.create_model_version("toy-model", source=str(tmp_path / f"m{k}"))
+    client.set_registered_model_alias("toy-model", "champion", "1")
+    calls: list[str] = []
+    method = _toy_method(calls)
+    ctx = Context(cfg=load_config(None, ["classifier.weights=models:/toy-model@champion"]), dataset=data, out=tmp_path / "out")
+    assert _statuses(run_pipeline(method, ctx)) == {"index": "done", "use": "done"}
+    assert _statuses(run_pipeline(method, ctx)) == {"index": "up to date", "use": "up to date"}
+    client.set_registered_model_alias("toy-model", "champion", "2")  # a promotion
+    rows = run_pipeline(method, ctx)
+    assert _statuses(rows) == {"index": "up to date", "use": "done"} and "config sections classifier" in rows[1]["reason"]
+    assert _statuses(run_pipeline(method, ctx)) == {"index": "up to date", "use": "up to date"}
+
+
 def test_manifest_records_content_and_names_a_video_changed_since_indexing(ray_local, tmp_path):
     from actionops.platform.data import data_digest, index_dataset, load_manifest
 

@@ -113,8 +113,28 @@ def _fingerprint(ctx: Any, stage: Stage, hashes: _HashCache) -> dict:
         path = Path(path)
         files[str(path)] = hashes.md5(path) if path.is_file() else None
     sections = {name: asdict(ctx.cfg.section(name)) for name in stage.sections}
+    pinned = pinned_aliases(sections)
+    if pinned:  # only then: stamps of stages that read no alias keep their old hash
+        sections = {**sections, "_registry_versions": pinned}
     config = hashlib.sha256(json.dumps(sections, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return {"inputs": files, "config": config, "code": code_digest()}
+
+
+def pinned_aliases(sections: dict) -> dict[str, str]:
+    """Every `models:/NAME@ALIAS` value of these config sections, pinned to the version the alias
+    points at now: moving the alias (a promotion) re-runs the stages that read it."""
+    from actionops.platform.tracking import resolve_model_version
+
+    out = {}
+    for section, values in sections.items():
+        for key, value in values.items():
+            if isinstance(value, str) and value.startswith("models:/") and "@" in value:
+                try:
+                    found = resolve_model_version(value)
+                except Exception:  # noqa: BLE001 - an alias that cannot be read: the stage itself will say why
+                    found = None
+                out[f"{section}.{key}"] = f"{found[0]}/{found[1]}" if found else "unresolved"
+    return out
 
 
 def _stamp_path(ctx: Any, stage: Stage) -> Path:
