@@ -130,10 +130,6 @@ def part_name(video_id: str, start: int, end: int) -> str:
     return f"{parquet_name(video_id)[:-len('.parquet')]}.part-{start:08d}-{end:08d}.parquet"
 
 
-def is_part(path: Path) -> bool:
-    return ".part-" in path.name
-
-
 def plan_ranges(frames: int | None, chunk_frames: int | None) -> list[tuple[int, int | None]]:
     """Frame ranges of one video: [(0, None)] (whole) when its length is unknown or fits a chunk."""
     if not frames or not chunk_frames or frames <= chunk_frames:
