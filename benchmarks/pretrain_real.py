@@ -203,7 +203,7 @@ def transfer(args, src: Path, work: Path, weights: str, base: list[str], pcfg, r
                                          "random_linear_accuracy", "chance", "videos", "gallery")}
         starts = [(i, weights if i == "pretrained" else None) for i in args.finetune_inits.split(",") if i]
         for init, w in (starts if args.finetune_epochs else ()):
-            ccfg = load_config(REPO / "params.yaml", [*base, "classifier.model=r3d_18",
+            ccfg = load_config(REPO / "params.yaml", [*base, "classifier.model=r3d_18", f"classifier.clip_input={pcfg.pretrain.clip_input}",
                                                       f"classifier.epochs={args.finetune_epochs}",
                                                       *([f"classifier.weights={w}", *args.finetune_sets] if w else [])])
             cctx = Context(cfg=ccfg, dataset=data, out=work / f"cls_{fold}_{init}")

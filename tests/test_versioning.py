@@ -281,7 +281,7 @@ def test_repo_dvc_yaml_index_follows_content_params_and_user_data(tmp_path):
     for stage in ("train_classifier", "evaluate_classifier", "embed"):
         assert str(mine) in deps[stage], (stage, deps[stage])
     for stage in ("train_classifier", "evaluate_classifier", "embed", "clustering", "predict_clustering",
-                  "evaluate_clustering", "autoencoder@frame", "flow"):
+                  "evaluate_clustering", "autoencoder@frame", "flow", "flow_clips"):
         assert any(d.endswith("manifest.parquet") for d in deps[stage]), (stage, deps[stage])
 
 
@@ -299,7 +299,7 @@ def test_repo_dvc_yaml_repro_noop_and_experiment(tmp_path):
     env = {"ACTIONOPS_MLRUNS": str(store), "ACTIONOPS_STORAGE": str(storage), "MLFLOW_TRACKING_URI": uri}
 
     first = _dvc(["repro", "evaluate_classifier"], repo, **env)
-    assert _ran(first) == ["synth@clips", "index@clips", "train_classifier", "evaluate_classifier"]
+    assert _ran(first) == ["synth@clips", "index@clips", "flow_clips", "train_classifier", "evaluate_classifier"]
     metrics = json.loads((repo / "outputs/dvc/clips/metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["parameters_m"] > 1
     assert json.loads((repo / "outputs/dvc/clips/history_classifier.json").read_text())[0]["epoch"] == 1
@@ -376,11 +376,11 @@ def test_repo_dvc_yaml_reruns_training_on_replaced_video_and_evaluation_on_relab
     predictions = repo / "outputs/dvc/clips/predictions_eval.csv"
 
     first = _dvc(["repro", "evaluate_classifier"], repo, **env)
-    assert _ran(first) == ["index@clips", "train_classifier", "evaluate_classifier"], first.stdout
+    assert _ran(first) == ["index@clips", "flow_clips", "train_classifier", "evaluate_classifier"], first.stdout
     before = predictions.read_text()
     video.write_bytes(replacement)
     second = _dvc(["repro", "evaluate_classifier"], repo, **env)
-    assert _ran(second) == ["index@clips", "train_classifier", "evaluate_classifier"], second.stdout
+    assert _ran(second) == ["index@clips", "flow_clips", "train_classifier", "evaluate_classifier"], second.stdout
     assert predictions.read_text() != before
 
     path, label = rows[1].rsplit(",", 1)
