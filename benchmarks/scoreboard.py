@@ -27,6 +27,8 @@ Rows (score / baseline):
   trajectory-clustering  NMI and purity of the trajectory clusters (k = the classes) of the fold's test
                          videos / k-means on whole-clip flow histograms of the same videos
                          (pretraining is not on the board: benchmarks/pretrain_real.py, 13 min a run)
+A dataset's flow (the flow stage's, and the baselines') is computed once per run and shared by its folds
+and rows (`share_flow`: the same videos; a file is reused only when method, size, frames and md5 match).
 Writes benchmarks/results/scoreboard.json (runs are kept per tag; rerunning a tag replaces its rows).
 """
 
@@ -52,6 +54,24 @@ REPO = Path(__file__).resolve().parents[1]
 UT_FOLDS = {"A": {"val": {4, 14}, "test": {1, 2, 3, 11, 12, 13}},
             "B": {"val": {7, 17}, "test": {8, 9, 10, 18, 19, 20}}}
 BASELINE_FLOW_WIDTH = 128  # the baseline's flow is computed at this width (aspect kept): UT clips are 400 px wide
+FLOW_CACHE: Path | None = None  # set by main(): one flow folder per dataset that every fold's copy of it shares
+
+
+def share_flow(data: Path, dataset: str, kind: str = "flow") -> Path:
+    """The folds and rows copy the same videos (same relative paths, same bytes): their flow files
+    (`kind`: the flow stage's, or the baseline's) live in one folder per dataset, so a dataset's flow
+    is computed once per scoreboard run, as a user computes it once for their dataset. A file is
+    reused only when it matches (method, size, frame count and the video's md5: the flow stage's own check).
+    Returns the folder to use as `data`'s flow folder."""
+    if FLOW_CACHE is None:
+        return data / kind
+    target = FLOW_CACHE / dataset / kind
+    target.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    link = data / kind
+    if not link.exists():
+        link.symlink_to(target, target_is_directory=True)
+    return link
 
 
 def ut_as_csv_layout(src: Path, dst: Path, fold: dict) -> pd.DataFrame:
@@ -70,13 +90,14 @@ def ut_as_csv_layout(src: Path, dst: Path, fold: dict) -> pd.DataFrame:
     return labels
 
 
-def flow_hist_features(dataset: Path, work: Path) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Index `dataset`, compute its flow (Farneback, BASELINE_FLOW_WIDTH wide), one 4x4x8 flow histogram per video."""
+def flow_hist_features(dataset: Path, work: Path, name: str | None = None) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Index `dataset`, compute its flow (Farneback, BASELINE_FLOW_WIDTH wide), one 4x4x8 flow histogram per video.
+    `name`: the shared dataset it copies (its baseline flow is shared across rows: `share_flow`)."""
     from actionops.platform.data import compute_flow, index_dataset, load_manifest
     from actionops.platform.flow import flow_histogram_features
 
     manifest = work / "baseline-manifest.parquet"
-    index_dataset(dataset, out=manifest, flow_dir=work / "baseline-flow")
+    index_dataset(dataset, out=manifest, flow_dir=share_flow(work, name, "baseline-flow") if name else work / "baseline-flow")
     _, rows = load_manifest(dataset, manifest)
     width = max(int(r["width"]) for r in rows)
     scale = min(1.0, BASELINE_FLOW_WIDTH / width)
@@ -102,11 +123,11 @@ def logreg_baseline(rows: list[dict], feats: dict[str, np.ndarray]) -> dict:
 # ----------------------------------------------------------------------------- rows
 TRAINED: dict[tuple, Path] = {}  # (dataset, split, params) -> the classifier row's checkpoint (the anomaly row's backbone)
 
-def classifier_row(cfg, dataset: Path, work: Path, key: tuple = ()) -> dict:
+def classifier_row(cfg, dataset: Path, work: Path, key: tuple = (), name: str | None = None) -> dict:
     from actionops.pipelines.clip_classification.stages import evaluate_classifier, train_classifier
     from actionops.pipelines.context import Context
 
-    rows, feats = flow_hist_features(dataset, work)
+    rows, feats = flow_hist_features(dataset, work, name)
     base = logreg_baseline(rows, feats)
     ctx = Context(cfg=cfg, dataset=dataset, out=work / "out")
     tick = time.perf_counter()
@@ -243,13 +264,14 @@ def trajectory_row(cfg, dataset: str, split: str, work: Path) -> dict:
         target = data / row.label / Path(row.path).name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src / row.path, target)
+    share_flow(data, dataset)  # the classifier rows' flow of these videos, when they ran
     ctx = Context(cfg=cfg, dataset=data, out=work / "out")
     tick = time.perf_counter()
     report = stages.compute_stage(ctx)
     stages.encode_stage(ctx)
     got = stages.cluster_stage(ctx)
     seconds = time.perf_counter() - tick
-    rows, feats = flow_hist_features(data, work)
+    rows, feats = flow_hist_features(data, work, dataset)
     truth = [r["label"] for r in rows]
     base = clustering_scores(truth, kmeans_baseline(np.stack([feats[r["video_id"]] for r in rows]), got["k"], seed=0))
     return {"score": {"nmi": got["nmi"], "purity": got["purity"]},
@@ -280,8 +302,9 @@ def run_row(method: str, dataset: str, split: str, cfg, work: Path) -> dict:
         weizmann_as_csv_layout(SHARED / "weizmann4", data, WEIZMANN_FOLDS[split])
     else:
         ut_as_csv_layout(SHARED / "ut_interaction", data, UT_FOLDS[split])
+    share_flow(data, dataset)
     key = (dataset, split, id(cfg))
-    return classifier_row(cfg, data, work, key) if method == "clip-classification" else anomaly_row(cfg, data, work, key)
+    return classifier_row(cfg, data, work, key, dataset) if method == "clip-classification" else anomaly_row(cfg, data, work, key)
 
 
 def splits_of(dataset: str) -> list[str]:
@@ -315,6 +338,8 @@ def main() -> None:
     entry.update(params=str(args.params.resolve().relative_to(REPO)) if args.params.resolve().is_relative_to(REPO)
                  else str(args.params), sets=args.sets)
     work = Path(tempfile.mkdtemp(prefix="scoreboard-"))
+    global FLOW_CACHE
+    FLOW_CACHE = work / "flow-cache"
     os.environ["ACTIONOPS_MLRUNS"] = str(work / "mlruns")
     os.environ["ACTIONOPS_STORAGE"] = str(work / "ray_results")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
