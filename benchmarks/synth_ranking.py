@@ -150,7 +150,7 @@ def main() -> None:
                          "per_seed_winners": [ranked({t: synth[t]["seeds"][sd][metric] for t in synth}) for sd in seeds],
                          "real": real, "real_winner": real_winner,
                          "agrees": None if real is None else winner == real_winner}
-                if method == "individual-clustering" and not args.no_demo and method in sets:  # the demo's scenes and sizes
+                if method == "individual-clustering" and not args.no_demo:  # the demo's scenes and sizes
                     demo = {}
                     for tag in (other, "shipped"):
                         cfg = load_config(REPO / "params.yaml", [*DEMO_SETS, *(sets[method] if tag == other else [])])
