@@ -20,6 +20,10 @@ from torch import nn
 from actionops.models.registry import register_model
 
 SPATIAL_STRIDE = 4
+# Weights and inputs channels-last: oneDNN's conv3d runs about a quarter faster on CPU in NDHWC
+# than in NCDHW (benchmarks/results/ae_memory_format.json); the values are the same, only the
+# order of summation differs (cuDNN supports the layout too).
+MEMORY_FORMAT = torch.channels_last_3d
 
 
 def _block(cin: int, cout: int, kernel, stride, padding, transpose: bool = False) -> nn.Sequential:
@@ -46,9 +50,10 @@ class Conv3dAutoencoder(nn.Module):
             nn.ConvTranspose3d(c, in_channels, (3, 4, 4), (1, 2, 2), (1, 1, 1)),
             nn.Tanh(),
         )
+        self.to(memory_format=MEMORY_FORMAT)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        return self.encoder(x.contiguous(memory_format=MEMORY_FORMAT))
 
     def decode(self, latent: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
         out = self.decoder(latent)

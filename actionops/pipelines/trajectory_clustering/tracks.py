@@ -127,12 +127,14 @@ def shape_descriptor(points: np.ndarray) -> np.ndarray:
     return (d / max(float(np.linalg.norm(d, axis=1).sum()), 1e-8)).ravel().astype(np.float32)
 
 
-def _binned(dx: np.ndarray, dy: np.ndarray, bins: int, still: float | None) -> np.ndarray:
+def _binned(dx: np.ndarray, dy: np.ndarray, bins: int, still: float | None, out: np.ndarray | None = None) -> np.ndarray:
     """(H, W, bins [+1]) magnitude in each orientation bin per pixel; with `still`, one more bin
-    counting the pixels that move less than `still`."""
+    counting the pixels that move less than `still`. `out`: a zeroed float64 array (or view) of that
+    shape to fill instead of a new one."""
     mag = np.hypot(dx, dy)
     idx = np.clip((np.mod(np.arctan2(dy, dx), 2 * np.pi) / (2 * np.pi) * bins).astype(int), 0, bins - 1)
-    out = np.zeros((*dx.shape, bins + (still is not None)), np.float64)
+    if out is None:
+        out = np.zeros((*dx.shape, bins + (still is not None)), np.float64)
     if still is not None:
         moving = mag > still
         np.put_along_axis(out, idx[..., None], np.where(moving, mag, 0)[..., None], axis=2)
@@ -148,16 +150,23 @@ def _integral(flow_t: np.ndarray, scale: float, gray_t: np.ndarray | None = None
     import cv2
 
     fx, fy = (np.ascontiguousarray(flow_t[..., c]).astype(np.float32) for c in (0, 1))
-    maps = []
+    h, w = fx.shape
+    # the bin maps are written straight into the integral's array and summed in place (the same
+    # sums as a cumsum of a stacked copy, without its four temporaries of H x W x 25 float64)
+    out = np.zeros((h + 1, w + 1, 8 * (gray_t is not None) + 9 + 8 + 8))
+    maps, lo = out[1:, 1:], 0
     if gray_t is not None:
         g = np.asarray(gray_t, np.float32)
-        maps.append(_binned(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1), 8, None))
-    maps.append(_binned(fx, fy, 8, still=0.1 * scale))
+        _binned(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1), 8, None, maps[..., :8])
+        lo = 8
+    _binned(fx, fy, 8, 0.1 * scale, maps[..., lo:lo + 9])
+    lo += 9
     for comp in (fx, fy):
-        maps.append(_binned(cv2.Sobel(comp, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(comp, cv2.CV_32F, 0, 1, ksize=1), 8, None))
-    stacked = np.concatenate(maps, axis=2)
-    out = np.zeros((stacked.shape[0] + 1, stacked.shape[1] + 1, stacked.shape[2]))
-    out[1:, 1:] = stacked.cumsum(0).cumsum(1)
+        _binned(cv2.Sobel(comp, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(comp, cv2.CV_32F, 0, 1, ksize=1), 8, None,
+                maps[..., lo:lo + 8])
+        lo += 8
+    np.cumsum(maps, axis=0, out=maps)
+    np.cumsum(maps, axis=1, out=maps)
     return out
 
 
