@@ -1,6 +1,6 @@
 """Do the generated scenes rank settings as real video does? (issue #20)
 
-    python -m benchmarks.synth_ranking [--methods clip-classification,individual-clustering] [--seeds 0,1] [--against before|rgb_diff]
+    python -m benchmarks.synth_ranking [--methods clip-classification,individual-clustering] [--seeds 0,1] [--against before|rgb_diff|ic_8_epochs]
                                        [--no-demo] [--out FILE]
 
 For each method, the setting shipped before issue #20 ("before") and the shipped params.yaml
@@ -13,8 +13,9 @@ generated data is drawn once per seed and the settings are ranked by the mean ov
 scenes are the demo's (`make demo`); the "demo" entry ranks the two settings there with the
 demo's own sizes (DEMO_SETS) on top, as `actionops demo` runs them.
 `--against rgb_diff` ranks the classifier's previous default (frame differences, shipped until stop 30)
-against today's (flow from the flow stage) instead, with the scoreboard's tag of the old rows.
-Writes benchmarks/results/synth_ranking.json (synth_ranking_rgb_diff.json for --against rgb_diff).
+against today's (flow from the flow stage) instead, with the scoreboard's tag of the old rows;
+`--against ic_8_epochs` individual clustering's epochs until stop 31 (8 + 8) against today's (4 + 4).
+Writes benchmarks/results/synth_ranking.json (synth_ranking_AGAINST.json for the others).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ AGAINST = {
     # the classifier default until stop 30 (frame differences), replaced by flow from the flow stage
     "rgb_diff": ({"clip-classification": ["classifier.clip_input=rgb_diff", "classifier.flow_source=input"]},
                  "rgb_diff-shipped-until-stop30"),
+    # individual clustering's epochs until stop 31 (autoencoders 8, clustering 8), halved at stop 32
+    "ic_8_epochs": ({"individual-clustering": ["autoencoder.epochs=8", "clustering.epochs=8"]}, "flow-shipped-stop31"),
 }
 CLIPS = {"videos": 60, "frames": 48, "width": 128, "height": 96}  # 15 per activity: 9 train, 3 val, 3 test
 SCENES = {"videos": 6, "frames": 80, "width": 192, "height": 144}  # the demo's scenes
