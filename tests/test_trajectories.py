@@ -263,3 +263,29 @@ def test_trajectories_read_the_flow_stage_files(ray_local, tmp_path):
     resized = extract.extract_trajectories(rows, tmp_path / "resized", spec, chunk_frames=None, size=(48, 36))
     assert resized["flow"] == {"cache": 0, "computed": 1} and resized["counts"]["done"] == 1
     assert extract._read_table(tmp_path / "resized" / name)[0][:, 2].max() < 48  # x in the resized frames
+
+
+@pytest.mark.parametrize("hog", [False, True])
+def test_integral_histograms_sum_the_bin_maps_over_any_box(hog):
+    """`_integral` (bin maps written into the integral's array, summed in place) gives, for a box,
+    the sum of each bin map over that box: HOF (with its still bin), MBHx, MBHy [after HOG]."""
+    import cv2
+
+    from actionops.pipelines.trajectory_clustering.tracks import _binned, _integral
+
+    rng = np.random.default_rng(0)
+    flow = (rng.standard_normal((20, 30, 2)) * 2).astype(np.float32)
+    gray = rng.integers(0, 255, (20, 30)).astype(np.uint8)
+    integral = _integral(flow, 1.0, gray if hog else None)
+    fx, fy = np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1])
+
+    def grad(a):
+        return cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=1)
+
+    maps = ([_binned(*grad(gray.astype(np.float32)), 8, None)] if hog else []) + \
+        [_binned(fx, fy, 8, 0.1), _binned(*grad(fx), 8, None), _binned(*grad(fy), 8, None)]
+    maps = np.concatenate(maps, axis=2)
+    assert integral.shape == (21, 31, maps.shape[2])
+    for y0, y1, x0, x1 in ((0, 20, 0, 30), (3, 11, 5, 17), (7, 8, 29, 30)):
+        box = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+        assert np.allclose(box, maps[y0:y1, x0:x1].sum(axis=(0, 1)))
