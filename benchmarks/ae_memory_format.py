@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -22,25 +23,30 @@ import torch.nn.functional as F
 from benchmarks import machine, write_result
 
 
-def make(layout, channels: int, seed: int = 0):
+@contextmanager
+def memory_format(layout):
+    """`autoencoder3d.MEMORY_FORMAT` set to `layout` (what the model is built in and what encode()
+    converts its input to), restored after."""
     from actionops.models import autoencoder3d
 
-    saved = autoencoder3d.MEMORY_FORMAT
-    autoencoder3d.MEMORY_FORMAT = layout
+    saved, autoencoder3d.MEMORY_FORMAT = autoencoder3d.MEMORY_FORMAT, layout
     try:
-        torch.manual_seed(seed)
-        model = autoencoder3d.conv3d_autoencoder(in_channels=channels, base_channels=16, latent_channels=64)
+        yield
     finally:
         autoencoder3d.MEMORY_FORMAT = saved
+
+
+def make(layout, channels: int, seed: int = 0):
+    from actionops.models.autoencoder3d import conv3d_autoencoder
+
+    with memory_format(layout):
+        torch.manual_seed(seed)
+        model = conv3d_autoencoder(in_channels=channels, base_channels=16, latent_channels=64)
     return model, torch.optim.Adam(model.parameters(), 1e-3)
 
 
 def step(model, optimizer, x, layout) -> float:
-    from actionops.models import autoencoder3d
-
-    saved = autoencoder3d.MEMORY_FORMAT
-    autoencoder3d.MEMORY_FORMAT = layout  # encode() converts its input to this
-    try:
+    with memory_format(layout):
         tick = time.perf_counter()
         recon, _ = model(x)
         loss = F.mse_loss(recon, x)
@@ -48,8 +54,6 @@ def step(model, optimizer, x, layout) -> float:
         loss.backward()
         optimizer.step()
         return time.perf_counter() - tick
-    finally:
-        autoencoder3d.MEMORY_FORMAT = saved
 
 
 def main() -> None:
@@ -59,7 +63,6 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=12)
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     layouts = {"ncdhw": torch.contiguous_format, "channels_last": torch.channels_last_3d}
     rows = []
     for channels, name in ((3, "frame"), (2, "flow")):
@@ -71,8 +74,10 @@ def main() -> None:
                 seconds = step(*models[key], x, layout)
                 if i:  # the first step of each is a warm-up
                     times[key].append(seconds)
-        with torch.no_grad():
-            outs = {k: models[k][0](x)[0] for k in layouts}
+        outs = {}
+        for key, layout in layouts.items():
+            with torch.no_grad(), memory_format(layout):
+                outs[key] = models[key][0](x)[0]
         row = {"autoencoder": name, "input": [args.batch, channels, args.seq_len, args.size, args.size],
                **{f"{k}_s_per_step": float(np.median(v)) for k, v in times.items()},
                "speedup": float(np.median(times["ncdhw"]) / np.median(times["channels_last"])),
