@@ -133,7 +133,7 @@ def classifier_row(cfg, dataset: Path, work: Path, key: tuple = (), name: str | 
     tick = time.perf_counter()
     trained = train_classifier(ctx, register=False)
     seconds = time.perf_counter() - tick
-    metrics = evaluate_classifier(ctx, None, "test")
+    metrics = evaluate_classifier(ctx, None, "test", latency=False)  # the row has no latency column
     TRAINED[key] = ctx.out / "classifier.pt"
     return {"score": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
             "baseline": {"name": "logreg on flow histograms", **base}, "train_seconds": round(seconds, 1),

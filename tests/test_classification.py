@@ -320,6 +320,33 @@ def test_training_draws_are_seeded_per_epoch_and_slot(ray_local, clips):
     assert np.array_equal(ranks[1][0][1], draw_clip(spec, 0, 1)["clip"])
 
 
+def test_clips_drawn_ahead_in_parts_are_the_streamed_batches(ray_local, clips):
+    """`epoch_batches(ahead=True)` (a part of the epoch made first, then trained on) yields the very
+    batches the stream yields, in order, for every worker, also when the budget splits the epoch
+    into several parts (the last batch short); `auto` draws ahead on CPU and streams beside a GPU."""
+    from types import SimpleNamespace
+
+    from actionops.pipelines.clip_classification.data import draw_spec, epoch_batches
+    from actionops.platform.train import WorkerContext
+
+    videos = sorted(Path(clips).rglob("*.mp4"))[:5]
+    rows = [{"video_id": v.stem, "path": str(v), "frames": 12, "label": v.parent.name} for v in videos]
+    labels = sorted({r["label"] for r in rows})
+    c = SimpleNamespace(balance_tau=0.5, clips_per_video=3, num_frames=4, size=32, augment=True, clip_input="rgb_diff")
+    spec = draw_spec(rows, labels, c, seed=5)
+    clip_bytes = 4 * 4 * 3 * 32 * 32
+    for rank, world in ((0, 1), (1, 2)):
+        streamed = list(epoch_batches(spec, 2, rank, world, batch_size=4))
+        parts = list(epoch_batches(spec, 2, rank, world, batch_size=4, ahead=True, budget=4 * clip_bytes))
+        per_worker = -(-15 // world)  # 15 clips, or 8 per worker of 2: parts of one batch each
+        assert [len(b["label"]) for b in parts] == [4] * (per_worker // 4) + ([per_worker % 4] if per_worker % 4 else [])
+        assert len(streamed) == len(parts)
+        for a, b in zip(streamed, parts, strict=True):
+            assert np.array_equal(a["label"], b["label"]) and np.array_equal(a["clip"], b["clip"])
+    assert WorkerContext.feeds_ahead("auto", "cpu") and not WorkerContext.feeds_ahead("auto", "cuda")
+    assert WorkerContext.feeds_ahead("ahead", "cuda") and not WorkerContext.feeds_ahead("stream", "cpu")
+
+
 def test_frame_cache_cuts_the_same_clips_as_decoding(ray_local, clips):
     """Training videos decoded once into the object store give the very clips that decoding per
     draw gives (rgb and rgb_diff, augmented); a set over the budget is left to decode per draw."""

@@ -140,6 +140,8 @@ class TrainConfig:
     # workers would otherwise hold every CPU while a streaming (re-executed) dataset needs some
     gpus_per_worker: PositiveFloat = 1.0  # fractions pack several workers (e.g. Tune trials) on one GPU
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_SPREAD"] = "PACK"  # workers on few nodes | spread over nodes
+    clip_feed: Literal["auto", "stream", "ahead"] = "auto"  # loops that draw their own clips: stream (Ray Data makes
+    # them while the model trains) | ahead (Ray Data makes a part of the epoch first, with every CPU) | auto: ahead on CPU
     seed: int = 0
     fault_at_epoch: Positive | None = None  # testing: one worker raises once after this epoch
 

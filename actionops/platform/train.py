@@ -197,6 +197,7 @@ def run_training(
         "fault_marker": join(storage, run_name, ".fault-injected"),
         "workers_dir": join(storage, run_name, "workers"),
         "fit_token": uuid.uuid4().hex,  # marks the checkpoints this fit() writes (see `reported`)
+        "clip_feed": getattr(train_cfg, "clip_feed", "auto"),
     }}
     trainer = TorchTrainer(
         loop,
@@ -328,6 +329,9 @@ class WorkerContext:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self._runner = runner
         self.seed = int(runner.get("seed") or 0)
+        # loops that draw their own clips (`epoch_batches`): ahead of the step on CPU workers, whose
+        # torch threads use the cores that clips made alongside would take; streamed beside a GPU
+        self.clips_ahead = self.feeds_ahead(runner.get("clip_feed", "auto"), self.device.type)
         self._history: list[dict[str, float]] | None = None  # every epoch's metrics, kept in the checkpoint
         self._logger = None
         if self.rank == 0 and runner.get("mlflow_run_id"):
@@ -338,6 +342,11 @@ class WorkerContext:
             torch.set_num_threads(int(runner["torch_threads"]))
         if runner.get("workers_dir"):  # where each worker runs: <storage>/<run>/workers/rank-N.json
             record_worker(runner["workers_dir"], self.rank, self.world_size, str(self.device))
+
+    @staticmethod
+    def feeds_ahead(clip_feed: str, device_type: str) -> bool:
+        """`train.clip_feed` on a device: draw clips ahead (`epoch_batches`) or stream them."""
+        return clip_feed == "ahead" or (clip_feed == "auto" and device_type != "cuda")
 
     def epochs(self, start: int, total: int):
         """Epoch numbers `start..total-1` (0-based); torch's RNG is seeded per (seed, epoch) at the

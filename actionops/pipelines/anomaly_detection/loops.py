@@ -89,7 +89,7 @@ def clip_autoencoder_loop(config: dict) -> None:
     import torch
 
     from actionops.models import create_model
-    from actionops.pipelines.clip_classification.data import epoch_dataset
+    from actionops.pipelines.clip_classification.data import epoch_batches
     from actionops.platform.train import load_checkpoint, unwrap, worker_context
 
     c = config["anomaly"]
@@ -121,8 +121,7 @@ def clip_autoencoder_loop(config: dict) -> None:
         if unfrozen:
             net.autoencoder.norm.eval()  # the target's standardisation is fixed once the backbone moves
         total, count = 0.0, 0
-        for batch in epoch_dataset(config["draws"], epoch, ctx.rank, ctx.world_size).iter_batches(
-                batch_size=c.batch_size, batch_format="numpy"):
+        for batch in epoch_batches(config["draws"], epoch, ctx.rank, ctx.world_size, c.batch_size, ctx.clips_ahead):
             x = torch.from_numpy(np.asarray(batch["clip"])).to(ctx.device)
             if len(x) < 2:
                 continue

@@ -52,6 +52,8 @@ CLIP_INPUTS = ("rgb", "rgb_diff", "flow", "rgb+flow", "rgb_diff+flow")
 FLOW_SCALE = 1 / 16  # flow of FLOW_SCALE x input size pixels (4 px at 64) maps to 1
 CLIPS_PER_BLOCK = 8  # clips decoded per Ray Data task (one task per clip costs more than the decode)
 CACHE_BUDGET_BYTES = 2 << 30  # training videos decoded once into the object store when they fit
+AHEAD_BUDGET_BYTES = 1 << 30  # clips a training worker holds when it draws ahead (`epoch_batches`)
+AHEAD_CLIPS_PER_BLOCK = 32  # clips per Ray Data task when drawing ahead (nothing waits on the first block)
 
 
 @dataclass(frozen=True)
@@ -357,20 +359,52 @@ def draw_clip(spec: dict, epoch: int, slot: int) -> dict:
     return {"clip": to_input(frames, spec["clip_input"], flow), "label": video["label"]}
 
 
-def epoch_dataset(spec: dict, epoch: int, rank: int = 0, world_size: int = 1):
+def epoch_dataset(spec: dict, epoch: int, rank: int = 0, world_size: int = 1, part: tuple[int, int] | None = None,
+                  rows_per_block: int = CLIPS_PER_BLOCK):
     """The training clips of one epoch for worker `rank` of `world_size`: slots rank, rank + world,
     ... (every worker gets the same count, the slots rounded up to a multiple of the workers, so
-    DDP ranks take the same number of steps). Clips are decoded by Ray Data tasks, in slot order."""
+    DDP ranks take the same number of steps). Clips are decoded by Ray Data tasks, in slot order.
+    `part` (start, stop): only this worker's clips start..stop-1 (`epoch_batches` draws ahead in parts)."""
     from actionops.platform.data import _from_items
 
     per_worker = -(-spec["slots"] // world_size)
-    slots = [{"slot": rank + k * world_size} for k in range(per_worker)]
+    start, stop = part or (0, per_worker)
+    slots = [{"slot": rank + k * world_size} for k in range(start, min(stop, per_worker))]
 
     def draw(item: dict) -> dict:
         return draw_clip(spec, epoch, int(item["slot"]))
 
     # half a CPU per decode task: it still schedules when training workers hold most of a small node
-    return _from_items(slots, ordered=True, rows_per_block=CLIPS_PER_BLOCK).map(draw, num_cpus=0.5)
+    return _from_items(slots, ordered=True, rows_per_block=rows_per_block).map(draw, num_cpus=0.5)
+
+
+def epoch_batches(spec: dict, epoch: int, rank: int = 0, world_size: int = 1, batch_size: int = 8,
+                  ahead: bool = False, budget: int = AHEAD_BUDGET_BYTES):
+    """Numpy batches (clip, label) of `epoch_dataset` for this worker, in slot order.
+
+    `ahead=False`: streamed, Ray Data tasks make clips while the model trains (a GPU trains while the
+    CPUs decode). `ahead=True`: Ray Data makes a part of the epoch (at most `budget` bytes of clips)
+    with every free CPU, the worker copies it into its memory, trains on it, then draws the next part.
+    On a CPU worker whose torch threads use every core, clips made alongside the training step slow
+    it down more than they cost (UT-Interaction, 2 cores: 54 s an epoch streamed, 44 s ahead;
+    `benchmarks/clip_feed.py`). Parts are whole batches: both ways give the same batches."""
+    if not ahead:
+        yield from epoch_dataset(spec, epoch, rank, world_size).iter_batches(batch_size=batch_size, batch_format="numpy")
+        return
+    import ray
+
+    per_worker = -(-spec["slots"] // world_size)
+    clip_bytes = 4 * spec["num_frames"] * input_channels(spec["clip_input"]) * spec["size"] ** 2
+    step = max(1, budget // (clip_bytes * batch_size)) * batch_size
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    for start in range(0, per_worker, step):
+        stop = min(start + step, per_worker)
+        # about two blocks per CPU, each large enough that a task costs Ray Data less than its clips
+        rows = min(AHEAD_CLIPS_PER_BLOCK, max(CLIPS_PER_BLOCK, -(-(stop - start) // (2 * cpus))))
+        part = epoch_dataset(spec, epoch, rank, world_size, (start, stop), rows)
+        held = [{k: np.array(v) for k, v in batch.items()}
+                for batch in part.iter_batches(batch_size=batch_size, batch_format="numpy")]
+        yield from held
 
 
 def eval_items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:

@@ -89,7 +89,7 @@ def classifier_loop(config: dict) -> None:
     import torch.nn.functional as F
 
     from actionops.evaluation.metrics import macro_f1
-    from actionops.pipelines.clip_classification.data import epoch_dataset
+    from actionops.pipelines.clip_classification.data import epoch_batches
     from actionops.platform.train import load_checkpoint, unwrap, worker_context
 
     c = config["classifier"]
@@ -121,8 +121,9 @@ def classifier_loop(config: dict) -> None:
             group["lr"] = lr
         total, correct, count, busy = 0.0, 0, 0, 0.0
         tick = time.perf_counter()
-        source = epoch_dataset(draws, epoch, ctx.rank, ctx.world_size) if draws else train_shard
-        for batch in source.iter_batches(batch_size=c.batch_size, batch_format="numpy"):
+        source = epoch_batches(draws, epoch, ctx.rank, ctx.world_size, c.batch_size, ctx.clips_ahead) if draws \
+            else train_shard.iter_batches(batch_size=c.batch_size, batch_format="numpy")
+        for batch in source:
             step_start = time.perf_counter()
             x = torch.from_numpy(np.asarray(batch["clip"])).to(ctx.device)
             y = torch.from_numpy(np.asarray(batch["label"])).long().to(ctx.device)

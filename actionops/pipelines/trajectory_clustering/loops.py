@@ -144,7 +144,7 @@ def pretrain_loop(config: dict) -> None:
     from torch.nn import functional as F
 
     from actionops.models import create_model
-    from actionops.pipelines.clip_classification.data import epoch_dataset
+    from actionops.pipelines.clip_classification.data import epoch_batches
     from actionops.pipelines.clip_classification.loops import lr_factor
     from actionops.platform.train import load_checkpoint, unwrap, worker_context
 
@@ -189,8 +189,7 @@ def pretrain_loop(config: dict) -> None:
         generator = torch.Generator().manual_seed(ctx.seed * 7919 + epoch * 131 + ctx.rank)
         model.train()
         total, ir_total, count = 0.0, 0.0, 0
-        for batch in epoch_dataset(config["draws"], epoch, ctx.rank, ctx.world_size).iter_batches(
-                batch_size=c.batch_size, batch_format="numpy"):
+        for batch in epoch_batches(config["draws"], epoch, ctx.rank, ctx.world_size, c.batch_size, ctx.clips_ahead):
             x = torch.from_numpy(np.asarray(batch["clip"])).to(ctx.device)
             idx = torch.from_numpy(np.asarray(batch["label"], np.int64)).to(ctx.device)
             if len(x) < 2:  # BatchNorm needs two clips (every worker has the same batch sizes)
