@@ -307,6 +307,37 @@ def run_row(method: str, dataset: str, split: str, cfg, work: Path) -> dict:
     return classifier_row(cfg, data, work, key, dataset) if method == "clip-classification" else anomaly_row(cfg, data, work, key)
 
 
+def speed_probe(steps: int = 6) -> float:
+    """Median seconds of one training step of the shipped classifier's network (TSM-ResNet18, 8 clips
+    of 8 x 64 x 64, random input, torch threads = cores): how fast the machine ran. This VM's speed
+    drifts by up to 1.5x within a day, so board times are compared together with this probe."""
+    import torch
+    import torch.nn.functional as F
+
+    from actionops.models import create_model
+    from actionops.pipelines.clip_classification.loops import channels_last
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        torch.manual_seed(0)
+        model = channels_last(create_model("tsm_resnet18", num_classes=6, num_frames=8, image_size=64))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        x, y = torch.randn(8, 8, 3, 64, 64), torch.randint(0, 6, (8,))
+        times = []
+        for i in range(steps + 2):  # two warm-up steps
+            tick = time.perf_counter()
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if i >= 2:
+                times.append(time.perf_counter() - tick)
+        return round(float(np.median(times)), 3)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def splits_of(dataset: str) -> list[str]:
     return ["seed0", "seed1"] if dataset == "cmu_mocap" else ["A", "B"]
 
@@ -344,6 +375,8 @@ def main() -> None:
     os.environ["ACTIONOPS_STORAGE"] = str(work / "ray_results")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     wanted = set(args.datasets.split(","))
+    probe_start = speed_probe()
+    print(f"speed probe: one TSM training step {probe_start:.3f} s", flush=True)
     start = time.perf_counter()
     try:
         cfg = load_config(args.params, args.sets)
@@ -373,7 +406,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     entry["seconds"] = round(sum(r["seconds"] for r in entry["rows"]), 1)  # all rows (a run may redo some only)
     entry["last_run_seconds"] = round(time.perf_counter() - start, 1)
-    entry["machine"] = machine()
+    entry["machine"] = {**machine(), "tsm_step_s": {"start": probe_start, "end": speed_probe()}}  # see speed_probe
     args.out.write_text(json.dumps(result, indent=2, default=float))
     print(table(entry["rows"]))
     print(f"wrote {args.out} ({entry['seconds']:.0f} s)")
