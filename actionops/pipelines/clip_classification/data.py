@@ -386,8 +386,9 @@ def epoch_batches(spec: dict, epoch: int, rank: int = 0, world_size: int = 1, ba
     CPUs decode). `ahead=True`: Ray Data makes a part of the epoch (at most `budget` bytes of clips)
     with every free CPU, the worker copies it into its memory, trains on it, then draws the next part.
     On a CPU worker whose torch threads use every core, clips made alongside the training step slow
-    it down more than they cost (UT-Interaction, 2 cores: 54 s an epoch streamed, 44 s ahead;
-    `benchmarks/clip_feed.py`). Parts are whole batches: both ways give the same batches."""
+    it down (Weizmann, 2 cores: 17.4 s an epoch streamed, 14.9 s ahead, `benchmarks/clip_feed.py`;
+    on UT-Interaction, whose clips cost more to draw, the whole-board rows showed no gain: README).
+    Parts are whole batches: both ways give the same batches."""
     if not ahead:
         yield from epoch_dataset(spec, epoch, rank, world_size).iter_batches(batch_size=batch_size, batch_format="numpy")
         return
@@ -405,6 +406,7 @@ def epoch_batches(spec: dict, epoch: int, rank: int = 0, world_size: int = 1, ba
         held = [{k: np.array(v) for k, v in batch.items()}
                 for batch in part.iter_batches(batch_size=batch_size, batch_format="numpy")]
         yield from held
+        del held  # before the next part is drawn: one part in memory at a time
 
 
 def eval_items(rows: Sequence[dict], labels: Sequence[str]) -> list[dict]:
