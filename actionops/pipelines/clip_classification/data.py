@@ -359,6 +359,11 @@ def draw_clip(spec: dict, epoch: int, slot: int) -> dict:
     return {"clip": to_input(frames, spec["clip_input"], flow), "label": video["label"]}
 
 
+def clips_per_worker(spec: dict, world_size: int) -> int:
+    """Training clips each of `world_size` workers draws an epoch (the slots rounded up: equal steps)."""
+    return -(-spec["slots"] // world_size)
+
+
 def epoch_dataset(spec: dict, epoch: int, rank: int = 0, world_size: int = 1, part: tuple[int, int] | None = None,
                   rows_per_block: int = CLIPS_PER_BLOCK):
     """The training clips of one epoch for worker `rank` of `world_size`: slots rank, rank + world,
@@ -367,7 +372,7 @@ def epoch_dataset(spec: dict, epoch: int, rank: int = 0, world_size: int = 1, pa
     `part` (start, stop): only this worker's clips start..stop-1 (`epoch_batches` draws ahead in parts)."""
     from actionops.platform.data import _from_items
 
-    per_worker = -(-spec["slots"] // world_size)
+    per_worker = clips_per_worker(spec, world_size)
     start, stop = part or (0, per_worker)
     slots = [{"slot": rank + k * world_size} for k in range(start, min(stop, per_worker))]
 
@@ -394,7 +399,7 @@ def epoch_batches(spec: dict, epoch: int, rank: int = 0, world_size: int = 1, ba
         return
     import ray
 
-    per_worker = -(-spec["slots"] // world_size)
+    per_worker = clips_per_worker(spec, world_size)
     clip_bytes = 4 * spec["num_frames"] * input_channels(spec["clip_input"]) * spec["size"] ** 2
     step = max(1, budget // (clip_bytes * batch_size)) * batch_size
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
