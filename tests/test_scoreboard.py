@@ -5,6 +5,7 @@ data (`make scoreboard`), not here."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from benchmarks import scoreboard
 
@@ -48,3 +49,22 @@ def test_compare_names_the_rows_a_setting_lowers():
     assert "| clip-classification | ut_interaction | A | macro_f1 | 0.600 | 0.800 | +0.200 |" in text
     assert lowered == [("clip-classification", "ut_interaction", "B", "macro_f1", 0.55, 0.5)]
     assert scoreboard.compare([row("A", 0.8)], [row("A", 0.8)])[1] == []
+
+
+def test_seeded_row_scores_the_mean_over_seeds_and_keeps_each(monkeypatch, tmp_path):
+    """`--seeds`: every configuration runs in its own folder; the row's score is the mean, each run is kept."""
+    seen = []
+
+    def fake_run_row(method, dataset, split, cfg, work):  # the rows themselves run on real data (make scoreboard)
+        seen.append((cfg, work))
+        return {"score": {"macro_f1": cfg}, "baseline": {"name": "b", "macro_f1": 0.5}, "train_seconds": 10.0,
+                "extra": {"epochs": 3}}
+
+    monkeypatch.setattr(scoreboard, "run_row", fake_run_row)
+    row = scoreboard.seeded_row("clip-classification", "ut_interaction", "A", {0: 0.8, 1: 0.9, 2: 1.0}, tmp_path)
+    assert row["score"]["macro_f1"] == pytest.approx(0.9) and row["train_seconds"] == 30.0
+    assert [s["score"]["macro_f1"] for s in row["extra"]["per_seed"]] == [0.8, 0.9, 1.0]
+    assert len({w for _, w in seen}) == 3 and all(w.is_dir() for _, w in seen)
+    seen.clear()  # sequence rows: the split is the seed, one run
+    row = scoreboard.seeded_row("sequence-clustering", "cmu_mocap", "seed0", {0: 0.8, 1: 0.9}, tmp_path / "seq")
+    assert row["score"]["macro_f1"] == 0.8 and len(seen) == 1
