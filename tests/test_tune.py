@@ -126,3 +126,22 @@ def test_killed_campaign_resumes_without_rerunning_finished_trials(ray_local, ti
     names = [r.info.run_name for r in _children(info["mlflow_parent_run_id"])]
     for path in finished:
         assert names.count("trial-" + path.parent.name.removeprefix("trial_")) == 1
+
+
+def test_parallel_coordinates_draw_categorical_parameters_as_named_axes(recwarn):
+    """A `choice` of strings (the shipped space's clip_input) was an all-NaN axis: no line crossed it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from actionops.evaluation.plots import parallel_coordinates_figure
+
+    rows = [{"params": {"classifier.lr": 1e-4, "classifier.clip_input": "flow"}, "val_macro_f1": 0.9},
+            {"params": {"classifier.lr": 3e-3, "classifier.clip_input": "rgb_diff"}, "val_macro_f1": 0.6},
+            {"params": {"classifier.lr": 1e-3, "classifier.clip_input": "flow"}, "val_macro_f1": 0.8}]
+    fig = parallel_coordinates_figure(rows, ["classifier.lr", "classifier.clip_input"], "val_macro_f1")
+    ax = fig.axes[0]
+    texts = {t.get_text() for t in ax.texts}
+    assert {"flow", "rgb_diff"} <= texts  # the categories name their places on the axis
+    ys = [tuple(line.get_ydata()) for line in ax.lines if len(line.get_ydata()) == 3]
+    assert sorted(y[1] for y in ys) == [0.0, 0.0, 1.0]  # flow (index 0) twice, rgb_diff once
+    assert not [w for w in recwarn if "All-NaN" in str(w.message)]

@@ -80,31 +80,51 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], rows: Sequence[str]
 
 def parallel_coordinates_figure(rows: Sequence[dict], keys: Sequence[str], metric: str):
     """Tune trials as lines across their (min-max scaled, log for wide positive ranges) parameters
-    and the metric, coloured by the metric."""
+    and the metric, coloured by the metric. A categorical parameter (e.g. `choice(["rgb_diff", "flow"])`)
+    is an axis of its sorted values, each named where its lines cross; a trial without the metric is grey."""
     plt = _plt()
     columns = list(keys) + [metric]
-    values = np.array([[float(r["params"][k]) if isinstance(r["params"][k], (int, float)) else float("nan")
-                        for k in keys] + [float(r[metric])] for r in rows], dtype=float)
-    scaled = np.zeros_like(values)
+    categories: dict[int, list[str]] = {}
+    for j, k in enumerate(keys):
+        if not all(isinstance(r["params"][k], (int, float)) and not isinstance(r["params"][k], bool) for r in rows):
+            categories[j] = sorted({str(r["params"][k]) for r in rows})
+
+    def value(r: dict, j: int, k: str) -> float:
+        return float(categories[j].index(str(r["params"][k]))) if j in categories else float(r["params"][k])
+
+    values = np.array([[value(r, j, k) for j, k in enumerate(keys)]
+                       + [float(r.get(metric, float("nan")))] for r in rows], dtype=float)
+    scaled = np.full_like(values, 0.5)
     for j in range(values.shape[1]):
         col = values[:, j]
-        if np.all(col > 0) and np.nanmax(col) / max(np.nanmin(col), 1e-30) > 20:
+        if np.all(np.isnan(col)):
+            continue
+        if j not in categories and np.nanmin(col) > 0 and np.nanmax(col) / max(np.nanmin(col), 1e-30) > 20:
             col = np.log10(col)
         lo, hi = np.nanmin(col), np.nanmax(col)
-        scaled[:, j] = 0.5 if hi - lo < 1e-12 else (col - lo) / (hi - lo)
+        if hi - lo >= 1e-12:
+            scaled[:, j] = (col - lo) / (hi - lo)
     fig, ax = plt.subplots(figsize=(1.8 * len(columns) + 2, 4))
     scores = values[:, -1]
-    span = (scores.max() - scores.min()) or 1.0
+    known = scores[~np.isnan(scores)]
+    low, span = (known.min(), (known.max() - known.min()) or 1.0) if len(known) else (0.0, 1.0)
     cmap = plt.get_cmap("viridis")
     for i in range(len(rows)):
-        ax.plot(range(len(columns)), scaled[i], color=cmap((scores[i] - scores.min()) / span), alpha=0.8, marker="o")
+        colour = "grey" if np.isnan(scores[i]) else cmap((scores[i] - low) / span)
+        ax.plot(range(len(columns)), scaled[i], color=colour, alpha=0.8, marker="o")
     ax.set_xticks(range(len(columns)))
     ax.set_xticklabels(columns, rotation=20, ha="right")
     ax.set_yticks([])
     for j in range(len(columns)):
         ax.axvline(j, color="grey", lw=0.5)
-        ax.annotate(f"{np.nanmin(values[:, j]):.3g}", (j, -0.06), ha="center", fontsize=7)
-        ax.annotate(f"{np.nanmax(values[:, j]):.3g}", (j, 1.03), ha="center", fontsize=7)
+        if j in categories:
+            names = categories[j]
+            for c, name in enumerate(names):
+                ax.annotate(name, (j, 0.5 if len(names) == 1 else c / (len(names) - 1)), ha="left", fontsize=7,
+                            xytext=(3, 0), textcoords="offset points")
+        elif not np.all(np.isnan(values[:, j])):
+            ax.annotate(f"{np.nanmin(values[:, j]):.3g}", (j, -0.06), ha="center", fontsize=7)
+            ax.annotate(f"{np.nanmax(values[:, j]):.3g}", (j, 1.03), ha="center", fontsize=7)
     ax.set_title(f"trials: parameters and {metric} (colour)")
     fig.tight_layout()
     return fig
